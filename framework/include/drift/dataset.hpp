@@ -1,0 +1,40 @@
+// drift SDK: datasets (real samples p).
+#pragma once
+
+#include <torch/types.h>
+
+#include <string>
+#include <vector>
+
+namespace drift {
+
+struct DatasetContext {
+  uint64_t seed = 0;
+  std::string base_dir;  // directory of the experiment file (relative paths resolve here)
+  std::string split = "train";  // "train" or "test"
+};
+
+struct DataBatch {
+  torch::Tensor x;       // [n, *sample_shape] float32
+  torch::Tensor labels;  // [n] int64, or undefined for unlabelled data
+};
+
+// A known mode of a mixture: lets metrics report each mode's share.
+struct Mode {
+  torch::Tensor center;  // [*sample_shape]
+  double weight = 0;     // target share, the weights sum to 1
+  double radius = 0;     // a sample within `radius` of the centre counts as covering it
+};
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual std::vector<int64_t> sample_shape() const = 0;
+  virtual int64_t num_classes() const = 0;  // 0: unlabelled
+  // n samples drawn i.i.d. (or without replacement for finite sets), deterministic given rng.
+  virtual DataBatch sample(int64_t n, at::Generator& rng) = 0;
+  // Known mixture modes, empty where there are none.
+  virtual std::vector<Mode> modes() const { return {}; }
+};
+
+}  // namespace drift

@@ -1,0 +1,12 @@
+// drift SDK umbrella header: everything a plugin author needs.
+#pragma once
+
+#include "drift/dataset.hpp"
+#include "drift/encoder.hpp"
+#include "drift/field.hpp"
+#include "drift/generator.hpp"
+#include "drift/kernel.hpp"
+#include "drift/normalizer.hpp"
+#include "drift/params.hpp"
+#include "drift/plugin.hpp"
+#include "drift/version.hpp"

@@ -1,0 +1,69 @@
+#include "test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+namespace drift::test {
+namespace fs = std::filesystem;
+
+std::string shared_dir() {
+  if (const char* env = std::getenv("DRIFT_SHARED_DIR")) return env;
+  return fs::weakly_canonical(DRIFT_SHARED_DIR).string();
+}
+
+bool shared_available() { return fs::exists(fs::path(shared_dir()) / "golden" / "README.md"); }
+
+runtime::Registry& default_registry() {
+  static runtime::Registry* reg = [] {
+    auto* r = new runtime::Registry();
+    auto st = r->load_path(std::string(DRIFT_BINARY_DIR) + "/lib/drift/plugins");
+    if (!st.ok()) {
+      std::fprintf(stderr, "loading the built plugins failed: %s\n", std::string(st.message()).c_str());
+      std::abort();
+    }
+    return r;
+  }();
+  return *reg;
+}
+
+namespace {
+std::vector<std::string>& temp_dirs() {
+  static auto* dirs = new std::vector<std::string>();
+  return *dirs;
+}
+void remove_temp_dirs() {
+  std::error_code ec;
+  for (const auto& d : temp_dirs()) fs::remove_all(d, ec);
+}
+}  // namespace
+
+std::string temp_dir(const std::string& tag) {
+  std::string tmpl = (fs::temp_directory_path() / ("drift-test-" + tag + "-XXXXXX")).string();
+  char* p = mkdtemp(tmpl.data());
+  if (!p) std::abort();
+  if (temp_dirs().empty()) std::atexit(remove_temp_dirs);
+  temp_dirs().push_back(p);
+  return p;
+}
+
+int run_command(const std::string& cmd, std::string* output) {
+  std::string full = cmd + " 2>&1";
+  FILE* f = popen(full.c_str(), "r");
+  if (!f) return -1;
+  std::array<char, 4096> buf;
+  std::string out;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), f)) > 0) out.append(buf.data(), n);
+  int rc = pclose(f);
+  if (output) *output = out;
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+}  // namespace drift::test
