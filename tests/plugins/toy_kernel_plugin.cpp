@@ -1,6 +1,5 @@
 // A tiny plugin used by the loader tests. Compile definitions turn it into a
-// plugin built for another ABI or LibTorch version, or one whose kernel name
-// collides with a real plugin's.
+// plugin built for another ABI or LibTorch version.
 #include <drift/sdk.hpp>
 
 #ifdef DRIFT_TEST_ABI_OVERRIDE
