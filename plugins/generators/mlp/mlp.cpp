@@ -1,0 +1,91 @@
+// `mlp`: a one-step generator for low-dimensional data (SPEC.md section 7,
+// "small problems use an MLP"). noise -> [Linear -> act] x depth -> Linear.
+// Optional conditioning: a learned class embedding (when the data has classes)
+// and log(alpha) (the CFG strength), concatenated to the noise.
+#include <drift/sdk.hpp>
+
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+
+#include <numeric>
+
+namespace {
+
+using torch::Tensor;
+
+Tensor activate(const std::string& name, const Tensor& x) {
+  if (name == "relu") return torch::relu(x);
+  if (name == "gelu") return torch::gelu(x);
+  if (name == "tanh") return torch::tanh(x);
+  return torch::silu(x);
+}
+
+class MlpGenerator : public drift::Generator {
+ public:
+  MlpGenerator(const drift::Params& p, const drift::GeneratorContext& ctx)
+      : shape_(ctx.sample_shape),
+        noise_dim_(p.get_int("noise_dim")),
+        activation_(p.get_string("activation")),
+        n_classes_(ctx.n_classes),
+        use_alpha_(p.get_bool("use_alpha")) {
+    out_dim_ = std::accumulate(shape_.begin(), shape_.end(), int64_t{1}, std::multiplies<>());
+    torch::manual_seed(ctx.seed);  // initialisation is deterministic given the seed
+    int64_t in = noise_dim_;
+    if (n_classes_ > 0) {
+      embed_ = register_module("embed", torch::nn::Embedding(n_classes_, p.get_int("embed_dim")));
+      in += p.get_int("embed_dim");
+    }
+    if (use_alpha_) in += 1;
+    const int64_t width = p.get_int("width");
+    for (int64_t i = 0; i < p.get_int("depth"); ++i) {
+      hidden_.push_back(register_module("hidden" + std::to_string(i), torch::nn::Linear(in, width)));
+      in = width;
+    }
+    out_ = register_module("out", torch::nn::Linear(in, out_dim_));
+  }
+
+  Tensor generate(const drift::GenerateRequest& req) override {
+    auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(req.device);
+    Tensor h = torch::randn({req.n, noise_dim_}, req.rng, opts);
+    if (n_classes_ > 0) {
+      TORCH_CHECK(req.labels.defined(), "mlp: class-conditional generator needs labels");
+      h = torch::cat({h, embed_->forward(req.labels.to(req.device))}, 1);
+    }
+    if (use_alpha_) {
+      Tensor a = req.alpha.defined() ? req.alpha.to(opts) : torch::ones({req.n}, opts);
+      h = torch::cat({h, torch::log(a).unsqueeze(1)}, 1);
+    }
+    for (auto& layer : hidden_) h = activate(activation_, layer->forward(h));
+    std::vector<int64_t> shape{req.n};
+    shape.insert(shape.end(), shape_.begin(), shape_.end());
+    return out_->forward(h).view(shape);
+  }
+
+ private:
+  std::vector<int64_t> shape_;
+  int64_t noise_dim_, out_dim_ = 1;
+  std::string activation_;
+  int64_t n_classes_;
+  bool use_alpha_;
+  torch::nn::Embedding embed_{nullptr};
+  std::vector<torch::nn::Linear> hidden_;
+  torch::nn::Linear out_{nullptr};
+};
+
+}  // namespace
+
+DRIFT_PLUGIN("generator_mlp", r) {
+  using drift::ParamSpec;
+  r.add_generator(
+      "mlp", "MLP from Gaussian noise (optionally + class embedding + log alpha) to a sample",
+      {ParamSpec::Int("noise_dim", 32, "dimension of the Gaussian noise input").at_least(1),
+       ParamSpec::Int("width", 256, "hidden width").at_least(1),
+       ParamSpec::Int("depth", 3, "number of hidden layers").in_range(1, 64),
+       ParamSpec::String("activation", "silu", "hidden activation").one_of({"silu", "relu", "gelu", "tanh"}),
+       ParamSpec::Int("embed_dim", 32, "class embedding size (class-conditional data only)").at_least(1),
+       ParamSpec::Bool("use_alpha", false, "condition on log(alpha), the CFG strength")},
+      [](const drift::Params& p, const drift::GeneratorContext& ctx)
+          -> absl::StatusOr<std::shared_ptr<drift::Generator>> {
+        return std::make_shared<MlpGenerator>(p, ctx);
+      });
+}
