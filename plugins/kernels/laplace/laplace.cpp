@@ -1,0 +1,126 @@
+// Kernel "laplace": the default drift field of SPEC.md section 2, written in
+// plain LibTorch ops.
+//
+// This is the REFERENCE implementation: fused CPU and CUDA kernels are tested
+// against it, so it reads top to bottom as the SPEC steps, one block per step.
+// It works in the dtype of its inputs (float32 or float64; float64 reproduces
+// the golden cases in ../shared/golden to ~1e-15) on the inputs' device.
+//
+// Memory: O(B * Cg * T) for the distance/affinity matrices (T = Cg + Cn + Cp);
+// the [B, Cg, T, S] difference tensor is never materialised.
+#include <drift/sdk.hpp>
+
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <vector>
+
+namespace {
+
+// SPEC constants.
+constexpr double kMinSquaredDistance = 1e-8;  // step 2: d = sqrt(max(||.||^2, 1e-8))
+constexpr double kSelfExclusion = 100.0;      // step 4: added to dn[b, i, i]
+constexpr double kMinAffinity = 1e-6;         // step 5: A = sqrt(max(. * ., 1e-6))
+
+class LaplaceKernel : public drift::DriftKernel {
+ public:
+  drift::DriftOutputs compute(const drift::DriftInputs& in,
+                              const drift::Normalizer& norm) const override {
+    torch::NoGradGuard no_grad;  // the framework already does this; be safe when called directly
+    const int64_t Cg = in.gen.size(1);
+    const int64_t Cn = in.neg.size(1);
+    const int64_t S = in.gen.size(2);
+
+    // --- Step 1: old = stopgrad(gen); targets Y = [old, neg, pos], weights w. ---
+    const torch::Tensor old = in.gen.detach();
+    const torch::Tensor Y = torch::cat({old, in.neg, in.pos}, /*dim=*/1);     // [B, T, S]
+    const torch::Tensor w = torch::cat({in.w_gen, in.w_neg, in.w_pos}, 1);  // [B, T]
+    const torch::Tensor w_cols = w.unsqueeze(1);                           // [B, 1, T]
+
+    // --- Step 2: d[b,i,t] = sqrt(max(||old[b,i] - Y[b,t]||^2, 1e-8)). ---
+    // cdist with compute_mode 2 ("donot_use_mm_for_euclid_dist") sums the squared
+    // differences directly; the |a|^2 + |b|^2 - 2ab shortcut would cancel
+    // catastrophically for coordinates of order 1e3.
+    const torch::Tensor sq = torch::cdist(old, Y, /*p=*/2.0, /*compute_mode=*/2).pow(2);
+    const torch::Tensor d = sq.clamp_min(kMinSquaredDistance).sqrt();  // [B, Cg, T]
+
+    // --- Step 3: feature normalization. ---
+    // scale = mean(d * w[b, None, t]) / mean(w): ONE scalar over the whole batch.
+    // (The tiny floor only matters when every weight is 0; scale is then 0.)
+    const torch::Tensor mean_w = w.mean().clamp_min(std::numeric_limits<float>::min());
+    const torch::Tensor scale = (d * w_cols).mean() / mean_w;  // []
+    // The normalizer turns it into the distance divisor (default max(scale, 1e-3))
+    // and the coordinate divisor s (default max(scale / sqrt(S), 1e-3)).
+    const drift::FeatureScaling fs = norm.feature(scale, S);
+    const torch::Tensor s = fs.coord_divisor.to(old.dtype());
+    torch::Tensor dn = d / fs.distance_divisor.to(old.dtype());  // [B, Cg, T]
+
+    // --- Step 4: self-exclusion: dn[b, i, i] += 100 in the generated block. ---
+    // eye(Cg, T) is 1 exactly at (i, i) for i < Cg, i.e. on the gen block's diagonal.
+    dn = dn + kSelfExclusion * torch::eye(Cg, dn.size(2), dn.options());
+
+    // Coordinates in normalized units (used by every temperature).
+    const torch::Tensor Y_n = Y / s;      // [B, T, S]
+    const torch::Tensor old_n = old / s;  // [B, Cg, S]
+
+    // --- Step 5: one raw drift per temperature, normalized and summed into V. ---
+    torch::Tensor V = torch::zeros_like(old);
+    std::vector<torch::Tensor> m_taus;
+    m_taus.reserve(in.temperatures.size());
+    const double log_min_affinity = std::log(kMinAffinity);
+    for (double tau : in.temperatures) {
+      // logits = -dn / tau. For absurdly small tau the quotient can overflow to
+      // -inf; nan_to_num maps it to the dtype's lowest finite value so that the
+      // softmaxes below stay defined.
+      const torch::Tensor logits = torch::nan_to_num(-dn / tau);  // [B, Cg, T]
+
+      // A = sqrt(max(softmax_t(logits) * softmax_i(logits), 1e-6)), evaluated in
+      // the log domain: log A = 0.5 * max(logsm_t + logsm_i, log 1e-6). Far-apart
+      // inputs (all exp(logits) underflowing) then still give finite values.
+      const torch::Tensor log_sm_t = torch::log_softmax(logits, /*dim=*/2);  // over targets
+      const torch::Tensor log_sm_i = torch::log_softmax(logits, /*dim=*/1);  // over gen samples
+      torch::Tensor A = (0.5 * (log_sm_t + log_sm_i).clamp_min(log_min_affinity)).exp();
+
+      // A *= w[b, None, t]; negatives = first Cg + Cn columns (gen, neg), positives = last Cp.
+      A = A * w_cols;
+      const torch::Tensor An = A.narrow(2, 0, Cg + Cn);               // [B, Cg, Cg+Cn]
+      const torch::Tensor Ap = A.narrow(2, Cg + Cn, A.size(2) - Cg - Cn);  // [B, Cg, Cp]
+
+      // Kn = -An * rowsum(Ap), Kp = Ap * rowsum(An); K = [Kn, Kp].
+      const torch::Tensor Kn = -An * Ap.sum(2, /*keepdim=*/true);
+      const torch::Tensor Kp = Ap * An.sum(2, /*keepdim=*/true);
+      const torch::Tensor K = torch::cat({Kn, Kp}, 2);  // [B, Cg, T]
+
+      // F_tau = K @ (Y / s) - rowsum(K) * (old / s): raw drift, normalized coordinates.
+      // rowsum(K) is zero up to rounding; subtracting it keeps F translation-invariant.
+      const torch::Tensor F = torch::bmm(K, Y_n) - K.sum(2, /*keepdim=*/true) * old_n;
+
+      // m_tau = mean(F^2) over [B, Cg, S]; V += F * drift_factor(m_tau)
+      // (default factor 1 / sqrt(max(m_tau, 1e-8))).
+      const torch::Tensor m_tau = F.pow(2).mean();
+      V = V + F * norm.drift_factor(m_tau).to(F.dtype());
+      m_taus.push_back(m_tau);
+    }
+
+    // --- Step 6: goal G = old / s + V (frozen). The loss is drift::drift_loss(). ---
+    drift::DriftOutputs out;
+    out.V = V;
+    out.goal = old_n + V;
+    out.m_tau = torch::stack(m_taus);
+    out.scale = scale;
+    out.coord_scale = s;
+    return out;
+  }
+};
+
+}  // namespace
+
+DRIFT_PLUGIN("kernel_laplace", r) {
+  r.add_kernel("laplace",
+               "default drift field (SPEC 2): Laplace kernel exp(-d/tau), softmax over targets "
+               "and samples, all temperatures summed; reference implementation in LibTorch ops",
+               {},
+               [](const drift::Params&) -> absl::StatusOr<std::unique_ptr<drift::DriftKernel>> {
+                 return std::make_unique<LaplaceKernel>();
+               });
+}

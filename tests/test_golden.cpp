@@ -1,0 +1,120 @@
+// Every golden case in ../shared/golden/*.h5 through kernel "laplace" +
+// normalizer "feature_drift", in float32 (1e-4 relative error) and float64
+// (1e-9), exactly as SPEC.md section 2 and shared/golden/README.md state.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "drift/field.hpp"
+#include "field/field_io.hpp"
+#include "io/h5.hpp"
+#include "test_util.hpp"
+
+namespace {
+namespace fs = std::filesystem;
+
+std::vector<std::string> golden_cases() {
+  std::vector<std::string> out;
+  const fs::path dir = fs::path(drift::test::shared_dir()) / "golden";
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().extension() == ".h5") out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// ||out - ref|| / ||ref|| in float64 (absolute error where ||ref|| == 0).
+double rel_err(const torch::Tensor& out, const torch::Tensor& ref) {
+  auto o = out.detach().to(torch::kCPU, torch::kFloat64).reshape(-1);
+  auto r = ref.to(torch::kFloat64).reshape(-1);
+  const double denom = r.norm().item<double>();
+  const double num = (o - r).norm().item<double>();
+  return denom > 0 ? num / denom : num;
+}
+
+void run_golden(torch::ScalarType dtype, double tol) {
+  DRIFT_REQUIRE_SHARED();
+  const auto cases = golden_cases();
+  ASSERT_FALSE(cases.empty()) << "no *.h5 golden case in " << drift::test::shared_dir() << "/golden";
+
+  auto& reg = drift::test::default_registry();
+  auto kernel = reg.make_kernel("laplace", {});
+  ASSERT_TRUE(kernel.ok()) << kernel.status();
+  auto norm = reg.make_normalizer("feature_drift", {});
+  ASSERT_TRUE(norm.ok()) << norm.status();
+
+  double worst = 0;
+  for (const auto& path : cases) {
+    SCOPED_TRACE(path);
+    auto raw = drift::field::read_field_inputs(path, dtype);
+    ASSERT_TRUE(raw.ok()) << raw.status();
+    const auto in = drift::canonicalize_drift_inputs(*raw);
+    drift::DriftOutputs out;
+    torch::Tensor loss;
+    {
+      torch::NoGradGuard ng;
+      out = (*kernel)->compute(in, **norm);
+      loss = drift::drift_loss(in.gen, out);
+    }
+    EXPECT_EQ(out.V.scalar_type(), dtype) << "the kernel must work in the input dtype";
+
+    auto file = drift::io::H5File::open_read(path);
+    ASSERT_TRUE(file.ok()) << file.status();
+    const std::vector<std::pair<std::string, torch::Tensor>> got = {
+        {"goal", out.goal}, {"V", out.V}, {"loss", loss}, {"scale", out.scale},
+        {"loss_per_temperature", out.m_tau}};
+    for (const auto& [name, t] : got) {
+      auto ref = file->read_as("expected/" + name, torch::kFloat64);
+      ASSERT_TRUE(ref.ok()) << ref.status();
+      ASSERT_EQ(t.sizes(), ref->sizes()) << name;
+      const double e = rel_err(t, *ref);
+      worst = std::max(worst, e);
+      EXPECT_LE(e, tol) << fs::path(path).filename().string() << ": '" << name
+                        << "' relative error " << e;
+    }
+    EXPECT_TRUE(torch::isfinite(out.V).all().item<bool>());
+  }
+  std::cout << "[golden] " << cases.size() << " cases, "
+            << (dtype == torch::kFloat32 ? "float32" : "float64")
+            << " compute: max relative error " << worst << " (tolerance " << tol << ")\n";
+  ::testing::Test::RecordProperty("max_relative_error", std::to_string(worst));
+}
+
+TEST(Golden, LaplaceFeatureDriftFloat64Within1e9) { run_golden(torch::kFloat64, 1e-9); }
+TEST(Golden, LaplaceFeatureDriftFloat32Within1e4) { run_golden(torch::kFloat32, 1e-4); }
+
+// The tool itself, end to end, on one case: its OUT.h5 must match the golden file.
+TEST(Golden, DriftFieldToolMatchesGolden) {
+  DRIFT_REQUIRE_SHARED();
+  const auto cases = golden_cases();
+  ASSERT_FALSE(cases.empty());
+  const std::string dir = drift::test::temp_dir("golden-tool");
+  for (const auto& path : cases) {
+    SCOPED_TRACE(path);
+    const std::string out_path = dir + "/" + fs::path(path).filename().string();
+    std::string log;
+    const int rc = drift::test::run_command(std::string(DRIFT_BINARY_DIR) + "/bin/drift-field '" +
+                                                path + "' '" + out_path + "' --dtype float64",
+                                            &log);
+    ASSERT_EQ(rc, 0) << log;
+    auto out = drift::io::H5File::open_read(out_path);
+    ASSERT_TRUE(out.ok()) << out.status();
+    auto ref = drift::io::H5File::open_read(path);
+    ASSERT_TRUE(ref.ok()) << ref.status();
+    for (const std::string name : {"goal", "V", "loss", "scale", "loss_per_temperature"}) {
+      auto o = out->read(name);
+      ASSERT_TRUE(o.ok()) << o.status();
+      EXPECT_EQ(o->scalar_type(), torch::kFloat64) << name;
+      auto r = ref->read("expected/" + name);
+      ASSERT_TRUE(r.ok()) << r.status();
+      ASSERT_EQ(o->sizes(), r->sizes()) << name;
+      EXPECT_LE(rel_err(*o, *r), 1e-9) << name;
+    }
+  }
+}
+
+}  // namespace
