@@ -1,0 +1,212 @@
+#include "config/schema.hpp"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+
+namespace drift::config {
+namespace {
+
+using S = ParamSpec;
+
+SectionSchema plugin_section(std::string name, std::string selector, std::string doc,
+                             std::vector<ParamSpec> keys) {
+  SectionSchema s;
+  s.name = std::move(name);
+  s.doc = std::move(doc);
+  s.is_plugin_section = true;
+  s.selector = std::move(selector);
+  s.keys = std::move(keys);
+  return s;
+}
+
+SectionSchema plain_section(std::string name, std::string doc, std::vector<ParamSpec> keys,
+                            bool grid_allowed = true) {
+  SectionSchema s;
+  s.name = std::move(name);
+  s.doc = std::move(doc);
+  s.keys = std::move(keys);
+  s.grid_allowed = grid_allowed;
+  return s;
+}
+
+std::vector<SectionSchema> build_schema() {
+  std::vector<SectionSchema> out;
+  out.push_back(plain_section(
+      "experiment", "What the experiment is called, where its results go, and where it runs.",
+      {S::String("name", "",
+                 "Name of the experiment; empty: the experiment file's name without its "
+                 "extension."),
+       S::Int("seed", 0,
+              "Seed of every random draw (initialisation, data, noise, queues); a grid over "
+              "`experiment.seed` repeats an experiment with several seeds.")
+           .at_least(0),
+       S::String("output", "",
+                 "Results file (HDF5); empty: `results/<name>.h5`. A relative path is "
+                 "relative to the current directory, not to the experiment file."),
+       S::String("device", "cpu",
+                 "Where tensors live: `cpu`, `cuda`, or `auto` (cuda when available, else "
+                 "cpu; decided when the run starts).")
+           .one_of({"cpu", "cuda", "auto"}),
+       S::Int("threads", 0, "CPU threads for LibTorch; 0: all cores (or DRIFT_NUM_THREADS).")
+           .at_least(0)}));
+  out.push_back(plain_section(
+      "plugins",
+      "Extra plugin files to load before the experiment is checked, besides the default ones "
+      "(installed beside `drift-run` and listed in `DRIFT_PLUGIN_PATH`). This section cannot "
+      "be overridden by [grid].",
+      {S::StringList("paths", {},
+                     "Plugin files (`.so`) or directories (every `.so` in it, not recursive), "
+                     "relative to the experiment file's directory.")},
+      /*grid_allowed=*/false));
+  out.push_back(plugin_section(
+      "data", "dataset",
+      "The training data: a registry component of kind dataset, plus that dataset's "
+      "parameters.",
+      {S::Required("dataset", ParamType::String,
+                   "Name of the dataset component (`drift-run --list-plugins` lists them).")}));
+  out.push_back(plugin_section(
+      "generator", "plugin",
+      "The generator network (SPEC section 7), plus that generator's parameters.",
+      {S::Required("plugin", ParamType::String, "Name of the generator component.")}));
+  out.push_back(plugin_section(
+      "encoder", "plugin",
+      "The feature encoder whose features the drift field is computed on (SPEC section 4), "
+      "plus that encoder's parameters.",
+      {S::String("plugin", "identity",
+                 "Name of the encoder component; `identity` computes the field on the raw "
+                 "samples.")}));
+  out.push_back(plugin_section(
+      "kernel", "plugin",
+      "The kernel of the drift field (SPEC section 2), plus that kernel's parameters. The "
+      "temperatures are a framework key: every kernel computes all of them in one call and "
+      "the normalizer combines them.",
+      {S::String("plugin", "laplace", "Name of the kernel component."),
+       S::FloatList("temperatures", {0.02, 0.05, 0.2},
+                    "Kernel temperatures; the field is computed for each and combined.")
+           .positive()
+           .non_empty()}));
+  out.push_back(plugin_section(
+      "normalizer", "plugin",
+      "How features and drifts are normalised and the per-temperature drifts combined (SPEC "
+      "section 2), plus that normalizer's parameters.",
+      {S::String("plugin", "feature_drift", "Name of the normalizer component.")}));
+  out.push_back(plain_section(
+      "train", "The training loop: batch sizes, optimiser, guidance, queues (SPEC sections 5-7).",
+      {S::Int("steps", 2000, "Optimiser steps.").at_least(1),
+       S::Int("n_classes", 0,
+              "Class labels drawn per step (N_c). 0: unconditional, the data's labels are "
+              "ignored and all data is one class (one label per step, no guidance). It must "
+              "not exceed the dataset's number of classes.")
+           .at_least(0),
+       S::Int("n_gen", 256, "Generated samples per class label and step (Cg = N_neg).")
+           .at_least(1),
+       S::Int("n_pos", 256, "Real samples (positives) of that class per label and step (N_pos).")
+           .at_least(1),
+       S::Int("n_unc", 0,
+              "Real samples of random classes per label and step, used as weighted negatives "
+              "for classifier-free guidance (N_unc); 0: no guidance.")
+           .at_least(0),
+       S::Float("lr", 1e-3, "AdamW learning rate (peak, after warmup).").positive(),
+       S::String("lr_schedule", "constant",
+                 "Learning rate after warmup: `constant`, or `cosine` decay to 0 at `steps`.")
+           .one_of({"constant", "cosine"}),
+       S::Int("warmup", 100, "Steps of linear learning-rate warmup from 0; 0: none.").at_least(0),
+       S::Float("weight_decay", 0.01, "AdamW decoupled weight decay.").non_negative(),
+       S::Float("beta1", 0.9, "AdamW beta1.").at_least(0).below(1),
+       S::Float("beta2", 0.95, "AdamW beta2.").at_least(0).below(1),
+       S::Float("grad_clip", 2.0, "Clip the gradient's global norm to this; 0: no clipping.")
+           .non_negative(),
+       S::Float("ema", 0.999,
+                "Decay of the exponential moving average of the weights used for evaluation; "
+                "0: evaluate the raw weights.")
+           .at_least(0)
+           .below(1),
+       S::Int("eval_every", 500, "Evaluate every this many steps; 0: only after the last step.")
+           .at_least(0),
+       S::Int("log_every", 1, "Record the loss and drift statistics every this many steps.")
+           .at_least(1),
+       S::Int("sample_every", 0,
+              "Store generated samples in the results file every this many steps; 0: only "
+              "after the last step.")
+           .at_least(0),
+       S::Int("queue_len", 128, "Length of each per-class FIFO queue of real samples.")
+           .at_least(1),
+       S::Int("global_queue_len", 1000,
+              "Length of the global FIFO queue of real samples (the unconditional negatives).")
+           .at_least(1),
+       S::Int("queue_push", 64, "Newest real samples pushed into the queues every step.")
+           .at_least(1),
+       S::Float("cfg_alpha_min", 1.0, "Smallest guidance scale alpha drawn in training.")
+           .at_least(1),
+       S::Float("cfg_alpha_max", 4.0,
+                "Largest guidance scale alpha drawn in training; at least `cfg_alpha_min`.")
+           .at_least(1),
+       S::Float("cfg_alpha_power", 3.0,
+                "Exponent k of the alpha density p(alpha) ~ alpha^-k on [min, max].")
+           .non_negative(),
+       S::Float("cfg_p_alpha1", 0.0, "Probability of using alpha = 1 (no guidance) for a label.")
+           .in_range(0, 1)}));
+  out.push_back(plain_section(
+      "eval", "Evaluation of the generator against held-out data.",
+      {S::StringList("metrics", {"mmd", "energy", "sliced_w"},
+                     "Metrics to compute: `mmd` (kernel MMD), `energy` (energy distance), "
+                     "`sliced_w` (sliced Wasserstein), `mode_share` (share of samples per "
+                     "known mode, for datasets that declare modes).")
+           .one_of({"mmd", "energy", "sliced_w", "mode_share"}),
+       S::Int("n_samples", 2048, "Generated and real samples per evaluation.").at_least(1),
+       S::Int("seed_offset", 1000,
+              "The evaluation draws use seed `experiment.seed + seed_offset`, independent of "
+              "training.")
+           .at_least(0)}));
+  return out;
+}
+
+std::string cell(std::string s) {
+  return absl::StrReplaceAll(s, {{"|", "\\|"}, {"\n", " "}});
+}
+
+}  // namespace
+
+const std::vector<SectionSchema>& experiment_schema() {
+  static const auto* schema = new std::vector<SectionSchema>(build_schema());
+  return *schema;
+}
+
+const SectionSchema* find_section(const std::string& name) {
+  for (const auto& s : experiment_schema())
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+std::vector<std::string> section_names() {
+  std::vector<std::string> out;
+  for (const auto& s : experiment_schema()) out.push_back(s.name);
+  out.push_back("grid");
+  return out;
+}
+
+std::string schema_markdown() {
+  std::string out =
+      "Generated from the framework's declarations (`drift-run --print-schema`); do not edit "
+      "by hand.\n";
+  for (const auto& s : experiment_schema()) {
+    absl::StrAppend(&out, "\n### [", s.name, "]\n\n", s.doc, "\n");
+    if (s.is_plugin_section)
+      absl::StrAppend(&out, "\nBesides the keys below, [", s.name,
+                      "] takes the parameters of the selected ",
+                      s.name == "data" ? "dataset" : s.name, " (`", s.selector,
+                      " = ...`); `drift-run --list-plugins` lists them.\n");
+    if (!s.grid_allowed) absl::StrAppend(&out, "\nNot allowed in [grid].\n");
+    absl::StrAppend(&out, "\n| key | type | default | allowed | description |\n",
+                    "|---|---|---|---|---|\n");
+    for (const auto& k : s.keys) {
+      std::string def = k.default_value ? "`" + format_param_value(*k.default_value) + "`"
+                                        : std::string("required");
+      absl::StrAppend(&out, "| `", k.name, "` | ", param_type_name(k.type), " | ", cell(def),
+                      " | ", cell(k.describe_allowed()), " | ", cell(k.doc), " |\n");
+    }
+  }
+  return out;
+}
+
+}  // namespace drift::config
