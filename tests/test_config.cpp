@@ -119,7 +119,8 @@ TEST(Config, ExplicitValuesAndDerivedOutput) {
   // n_modes after [generator] belongs to the generator, which does not declare it.
   ASSERT_FALSE(c.ok());
   expect_has(std::string(c.status().message()),
-             {"[generator] unknown key 'n_modes'", "generator 'mlp'"});
+             {"[generator] (mlp): unknown key 'n_modes'", "parameter of generator 'mlp'",
+              "valid keys: plugin, hidden, activation"});
 
   c = resolve(
       "[experiment]\nname = \"run1\"\nseed = 7\ndevice = \"auto\"\n"
@@ -343,6 +344,9 @@ TEST(Config, GridKeyErrors) {
 }
 
 TEST(Config, GridValueErrors) {
+  expect_has(error_of(std::string(kMinimal) +
+                      "[grid]\n\"train.steps\" = [1]\ntrain.steps = [2]\n"),
+             {"[grid] 'train.steps'", "given twice"});
   expect_has(error_of(std::string(kMinimal) + "[grid]\n\"train.steps\" = 5\n"),
              {"[grid] 'train.steps' = 5", "must be a non-empty array"});
   expect_has(error_of(std::string(kMinimal) + "[grid]\n\"train.steps\" = []\n"),

@@ -96,9 +96,9 @@ TEST(DriftRunCli, DryRunExample) {
   ASSERT_EQ(drift::test::run_command(drift_run() + " --dry-run " + example, &out), 0) << out;
   EXPECT_EQ(out,
             example + ": experiment \"example\", 4 cells, all valid (grid: kernel.temperatures)\n"
-            "  cell 0 kernel.temperatures=[0.02]             output=results/example.h5\n"
-            "  cell 1 kernel.temperatures=[0.05]             output=results/example.h5\n"
-            "  cell 2 kernel.temperatures=[0.2]              output=results/example.h5\n"
+            "  cell 0 kernel.temperatures=[0.02]            output=results/example.h5\n"
+            "  cell 1 kernel.temperatures=[0.05]            output=results/example.h5\n"
+            "  cell 2 kernel.temperatures=[0.2]             output=results/example.h5\n"
             "  cell 3 kernel.temperatures=[0.02, 0.05, 0.2] output=results/example.h5\n");
   ASSERT_EQ(drift::test::run_command(drift_run() + " " + example, &out), 3) << out;
   EXPECT_NE(out.find("training loop is not implemented yet"), std::string::npos) << out;

@@ -399,7 +399,8 @@ absl::StatusOr<ExperimentConfig> resolve_cell(const Experiment& exp, size_t cell
         return error(path, absl::StrCat("[grid] '", s.name, ".", k, "': the ",
                                         component_kind_name(kind), " '", name,
                                         "' has no parameter '", k, "'", hint));
-      return error(path, absl::StrCat("[", s.name, "] unknown key '", k, "' (for ",
+      return error(path, absl::StrCat("[", s.name, "] (", name, "): unknown key '", k,
+                                      "' (neither a framework key nor a parameter of ",
                                       component_kind_name(kind), " '", name, "')", hint));
     }
     auto own = registry.validate(kind, name, own_given, where);
