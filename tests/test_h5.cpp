@@ -1,0 +1,350 @@
+// The HDF5 layer (io/h5.hpp) and the drift-field file layout (field/field_io.hpp).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "field/field_io.hpp"
+#include "io/h5.hpp"
+#include "test_util.hpp"
+
+namespace {
+namespace fs = std::filesystem;
+using drift::io::H5File;
+
+bool contains(const absl::Status& st, const std::string& needle) {
+  return std::string(st.message()).find(needle) != std::string::npos;
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+TEST(H5, RoundTripTensorsGroupsAndAttributes) {
+  const std::string path = drift::test::temp_dir("h5") + "/rt.h5";
+  torch::manual_seed(0);
+  const auto f32 = torch::randn({2, 3, 4});
+  const auto f64 = torch::randn({5}, torch::kFloat64);
+  const auto i64 = torch::arange(6, torch::kInt64).reshape({2, 3});
+  const auto u8 = torch::tensor({0, 7, 255}, torch::kUInt8);
+  const auto b = torch::tensor({true, false, true});
+  const auto empty = torch::empty({4, 0, 7});
+  const auto strided = torch::randn({4, 6}, torch::kFloat64).t();  // non-contiguous
+
+  absl::Status st = drift::io::write_h5_atomically(path, [&](H5File& f) -> absl::Status {
+    for (auto s : {f.create_group("a/b/c"), f.create_group("a"), f.write("f32", f32),
+                   f.write("a/f64", f64), f.write("a/b/i64", i64), f.write("u8", u8),
+                   f.write("bool", b), f.write("empty", empty), f.write("strided", strided),
+                   f.write_scalar("scalar", 2.5), f.write_scalar("count", int64_t{42}),
+                   f.set_attr("/", "name", "run \"x\" é"), f.set_attr("/", "n", 3),
+                   f.set_attr("a", "lr", 1e-3),
+                   f.set_attr("a/f64", "temps", std::vector<double>{0.02, 0.05}),
+                   f.set_attr("/", "ints", std::vector<int64_t>{1, -2}),
+                   f.set_attr("/", "none", std::vector<double>{}),
+                   f.set_attr("/", "n", 4)})  // replaces the earlier value
+      if (!s.ok()) return s;
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_FALSE(fs::exists(drift::io::atomic_temp_path(path)));
+
+  auto f = H5File::open_read(path);
+  ASSERT_TRUE(f.ok()) << f.status();
+  auto check = [&](const std::string& name, const torch::Tensor& ref, const std::string& dtype) {
+    SCOPED_TRACE(name);
+    auto inf = f->info(name);
+    ASSERT_TRUE(inf.ok()) << inf.status();
+    EXPECT_EQ(inf->dtype, dtype);
+    EXPECT_EQ(inf->shape, ref.sizes().vec());
+    auto t = f->read(name);
+    ASSERT_TRUE(t.ok()) << t.status();
+    EXPECT_TRUE(torch::equal(*t, ref));
+  };
+  check("f32", f32, "float32");
+  check("a/f64", f64, "float64");
+  check("/a/b/i64", i64, "int64");
+  check("u8", u8, "uint8");
+  check("bool", b.to(torch::kUInt8), "uint8");
+  check("empty", empty, "float32");
+  check("strided", strided, "float64");
+  check("scalar", torch::tensor(2.5, torch::kFloat64), "float64");
+  check("count", torch::tensor(int64_t{42}), "int64");
+
+  auto conv = f->read_as("f32", torch::kFloat64);
+  ASSERT_TRUE(conv.ok());
+  EXPECT_EQ(conv->scalar_type(), torch::kFloat64);
+
+  EXPECT_TRUE(f->is_group("a/b/c"));
+  EXPECT_TRUE(f->is_dataset("a/b/i64"));
+  EXPECT_FALSE(f->exists("a/x/y"));
+  auto members = f->list("a");
+  ASSERT_TRUE(members.ok());
+  EXPECT_EQ(*members, (std::vector<std::string>{"b", "f64"}));
+
+  EXPECT_EQ(*f->read_string_attr("/", "name"), "run \"x\" é");
+  EXPECT_EQ(*f->read_int_attr("/", "n"), 4);
+  EXPECT_DOUBLE_EQ(*f->read_float_attr("a", "lr"), 1e-3);
+  EXPECT_EQ(*f->read_float_list_attr("a/f64", "temps"), (std::vector<double>{0.02, 0.05}));
+  EXPECT_EQ(*f->read_float_list_attr("/", "ints"), (std::vector<double>{1, -2}));
+  EXPECT_TRUE(f->read_float_list_attr("/", "none")->empty());
+  EXPECT_TRUE(f->has_attr("/", "name"));
+  EXPECT_FALSE(f->has_attr("/", "nope"));
+  auto names = f->attr_names("/");
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(names->size(), 4u);
+}
+
+// float32 attributes (as h5py writes `np.float32([0.02])`) read back as the
+// decimal they were meant to be: the golden cases depend on it at 1e-9.
+TEST(H5, Float32AttributesWidenThroughTheirDecimalForm) {
+  DRIFT_REQUIRE_SHARED();
+  auto f = H5File::open_read(drift::test::shared_dir() + "/golden/toy2d.h5");
+  ASSERT_TRUE(f.ok()) << f.status();
+  auto t = f->read_float_list_attr("/", "temperatures");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(*t, (std::vector<double>{0.02, 0.05, 0.2}));
+}
+
+TEST(H5, ErrorsNameTheFileAndTheObject) {
+  const std::string dir = drift::test::temp_dir("h5err");
+  const std::string path = dir + "/x.h5";
+  ASSERT_TRUE(drift::io::write_h5_atomically(path, [](H5File& f) {
+                auto st = f.write("v", torch::zeros({2, 3}, torch::kFloat64));
+                if (st.ok()) st = f.set_attr("v", "s", "text");
+                return st;
+              }).ok());
+  auto f = H5File::open_read(path);
+  ASSERT_TRUE(f.ok());
+
+  auto missing = f->read("w");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_TRUE(contains(missing.status(), path)) << missing.status();
+  EXPECT_TRUE(contains(missing.status(), "'w'")) << missing.status();
+
+  auto shape = f->read_checked("v", torch::kFloat64, {2, 4}, "[B=2, C=4]");
+  ASSERT_FALSE(shape.ok());
+  EXPECT_TRUE(contains(shape.status(), path + ": dataset 'v' has shape [2, 3], expected [B=2, C=4]"))
+      << shape.status();
+
+  auto dtype = f->read_as("v", torch::kFloat32, {"float32"});
+  ASSERT_FALSE(dtype.ok());
+  EXPECT_TRUE(contains(dtype.status(), "'v' has dtype float64, expected float32")) << dtype.status();
+
+  auto attr = f->read_float_list_attr("v", "s");
+  ASSERT_FALSE(attr.ok());
+  EXPECT_TRUE(contains(attr.status(), "attribute 's' on 'v'")) << attr.status();
+  EXPECT_TRUE(contains(attr.status(), "expected a float")) << attr.status();
+  auto noattr = f->read_string_attr("/", "t");
+  ASSERT_FALSE(noattr.ok());
+  EXPECT_TRUE(contains(noattr.status(), "attribute 't' on '/' not found")) << noattr.status();
+
+  auto nofile = H5File::open_read(dir + "/absent.h5");
+  ASSERT_FALSE(nofile.ok());
+  EXPECT_TRUE(contains(nofile.status(), dir + "/absent.h5: no such file")) << nofile.status();
+  const std::string text = dir + "/text.h5";
+  std::ofstream(text) << "not hdf5\n";
+  auto noth5 = H5File::open_read(text);
+  ASSERT_FALSE(noth5.ok());
+  EXPECT_TRUE(contains(noth5.status(), text + ": not an HDF5 file")) << noth5.status();
+
+  // Writing into a read-only file, or a dataset whose group is missing.
+  absl::Status ro = f->write("z", torch::zeros({1}));
+  EXPECT_FALSE(ro.ok());
+  EXPECT_TRUE(contains(ro, "'z'")) << ro;
+  absl::Status st = drift::io::write_h5_atomically(dir + "/g.h5", [](H5File& out) {
+    return out.write("no/such/group/x", torch::zeros({1}));
+  });
+  EXPECT_FALSE(st.ok());
+  EXPECT_TRUE(contains(st, "'no/such/group/x'")) << st;
+  EXPECT_FALSE(fs::exists(dir + "/g.h5"));
+}
+
+TEST(H5, AtomicWriteLeavesTargetUntouchedOnError) {
+  const std::string dir = drift::test::temp_dir("h5atomic");
+  const std::string path = dir + "/out.h5";
+  ASSERT_TRUE(drift::io::write_h5_atomically(path, [](H5File& f) {
+                return f.write("x", torch::ones({3}));
+              }).ok());
+  const std::string before = read_all(path);
+  ASSERT_FALSE(before.empty());
+
+  // The callback fails after writing something: target unchanged, no temp file.
+  bool temp_seen = false;
+  absl::Status st = drift::io::write_h5_atomically(path, [&](H5File& f) -> absl::Status {
+    temp_seen = fs::exists(drift::io::atomic_temp_path(path)) && f.path() != path;
+    auto s = f.write("x", torch::zeros({100}));
+    if (!s.ok()) return s;
+    return absl::InternalError("simulated failure");
+  });
+  EXPECT_TRUE(temp_seen) << "the writer must write to a temporary file, not to the target";
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message(), "simulated failure");
+  EXPECT_EQ(read_all(path), before);
+  EXPECT_FALSE(fs::exists(drift::io::atomic_temp_path(path)));
+
+  // A throwing callback is an error too.
+  st = drift::io::write_h5_atomically(path, [](H5File&) -> absl::Status {
+    throw std::runtime_error("boom");
+  });
+  ASSERT_FALSE(st.ok());
+  EXPECT_TRUE(contains(st, "boom"));
+  EXPECT_EQ(read_all(path), before);
+  EXPECT_FALSE(fs::exists(drift::io::atomic_temp_path(path)));
+
+  // A failing first write never creates the target.
+  const std::string fresh = dir + "/fresh.h5";
+  st = drift::io::write_h5_atomically(fresh, [](H5File&) { return absl::InternalError("no"); });
+  EXPECT_FALSE(st.ok());
+  EXPECT_FALSE(fs::exists(fresh));
+  EXPECT_FALSE(fs::exists(drift::io::atomic_temp_path(fresh)));
+
+  // A directory that does not exist: error naming the path, nothing created.
+  st = drift::io::write_h5_atomically(dir + "/nodir/out.h5",
+                                      [](H5File& f) { return f.write("x", torch::ones({1})); });
+  EXPECT_FALSE(st.ok());
+  EXPECT_TRUE(contains(st, dir + "/nodir/out.h5")) << st;
+
+  // A successful rewrite replaces the content.
+  ASSERT_TRUE(drift::io::write_h5_atomically(path, [](H5File& f) {
+                return f.write("y", torch::ones({2}));
+              }).ok());
+  auto f = H5File::open_read(path);
+  ASSERT_TRUE(f.ok());
+  EXPECT_TRUE(f->exists("y"));
+  EXPECT_FALSE(f->exists("x"));
+}
+
+// ---------------------------------------------------------------- field layout
+
+std::string write_input(const std::string& dir, const std::string& name,
+                        const std::function<absl::Status(H5File&)>& fill) {
+  const std::string path = dir + "/" + name + ".h5";
+  auto st = drift::io::write_h5_atomically(path, fill);
+  if (!st.ok()) ADD_FAILURE() << st;
+  return path;
+}
+
+absl::Status base_layout(H5File& f) {
+  for (auto st : {f.write("gen", torch::randn({2, 4, 3})), f.write("pos", torch::randn({2, 5, 3})),
+                  f.set_attr("/", "temperatures", std::vector<double>{0.05, 0.2})})
+    if (!st.ok()) return st;
+  return absl::OkStatus();
+}
+
+TEST(FieldIO, ReadsTheLayoutWithDefaults) {
+  const std::string dir = drift::test::temp_dir("fieldio");
+  const auto path = write_input(dir, "ok", base_layout);
+  auto in = drift::field::read_field_inputs(path, torch::kFloat64);
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_EQ(in->gen.scalar_type(), torch::kFloat64);
+  EXPECT_EQ(in->neg.sizes(), torch::IntArrayRef({2, 0, 3}));
+  EXPECT_TRUE(torch::equal(in->w_pos, torch::ones({2, 5}, torch::kFloat64)));
+  EXPECT_EQ(in->temperatures, (std::vector<double>{0.05, 0.2}));
+  auto over = drift::field::read_field_inputs(path, torch::kFloat32, std::vector<double>{0.1});
+  ASSERT_TRUE(over.ok());
+  EXPECT_EQ(over->temperatures, (std::vector<double>{0.1}));
+  EXPECT_EQ(over->pos.scalar_type(), torch::kFloat32);
+}
+
+TEST(FieldIO, ValidationErrorsNameFileDatasetAndExpectedShape) {
+  const std::string dir = drift::test::temp_dir("fieldbad");
+  struct Case {
+    std::string name;
+    std::function<absl::Status(H5File&)> fill;
+    std::string needle;
+  };
+  const std::vector<Case> cases = {
+      {"nogen", [](H5File& f) { return f.write("pos", torch::randn({2, 5, 3})); },
+       "dataset 'gen' not found, expected [B, Cg, S]"},
+      {"nopos", [](H5File& f) { return f.write("gen", torch::randn({2, 5, 3})); },
+       "dataset 'pos' not found, expected [B=2, Cp, S=3]"},
+      {"rank",
+       [](H5File& f) {
+         auto st = base_layout(f);
+         if (st.ok()) st = f.write("neg", torch::randn({2, 3}));
+         return st;
+       },
+       "dataset 'neg' has shape [2, 3], expected [B=2, Cn, S=3]"},
+      {"pos_S",
+       [](H5File& f) {
+         auto st = f.write("gen", torch::randn({2, 4, 3}));
+         if (st.ok()) st = f.write("pos", torch::randn({2, 5, 4}));
+         return st;
+       },
+       "dataset 'pos' has shape [2, 5, 4], expected [B=2, Cp, S=3]"},
+      {"pos_B",
+       [](H5File& f) {
+         auto st = f.write("gen", torch::randn({2, 4, 3}));
+         if (st.ok()) st = f.write("pos", torch::randn({1, 5, 3}));
+         return st;
+       },
+       "expected [B=2, Cp, S=3]"},
+      {"wshape",
+       [](H5File& f) {
+         auto st = base_layout(f);
+         if (st.ok()) st = f.write("weight_pos", torch::ones({2, 4}));
+         return st;
+       },
+       "dataset 'weight_pos' has shape [2, 4], expected [B=2, Cp=5]"},
+      {"dtype",
+       [](H5File& f) {
+         auto st = f.write("gen", torch::zeros({2, 4, 3}, torch::kInt64));
+         if (st.ok()) st = f.write("pos", torch::randn({2, 5, 3}));
+         return st;
+       },
+       "dataset 'gen' has dtype int64, expected float32 or float64"},
+      {"notemps",
+       [](H5File& f) {
+         auto st = f.write("gen", torch::randn({2, 4, 3}));
+         if (st.ok()) st = f.write("pos", torch::randn({2, 5, 3}));
+         return st;
+       },
+       "attribute 'temperatures' on '/' not found"},
+      {"badtemp",
+       [](H5File& f) {
+         auto st = base_layout(f);
+         if (st.ok()) st = f.set_attr("/", "temperatures", std::vector<double>{0.1, 0.0});
+         return st;
+       },
+       "is not a positive number"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const auto path = write_input(dir, c.name, c.fill);
+    auto in = drift::field::read_field_inputs(path, torch::kFloat64);
+    ASSERT_FALSE(in.ok());
+    EXPECT_TRUE(contains(in.status(), path + ": ")) << in.status();
+    EXPECT_TRUE(contains(in.status(), c.needle)) << in.status();
+  }
+}
+
+TEST(FieldIO, WritesOutputsAsFloat64) {
+  const std::string dir = drift::test::temp_dir("fieldout");
+  drift::DriftOutputs out;
+  out.V = torch::randn({2, 4, 3});
+  out.goal = torch::randn({2, 4, 3});
+  out.m_tau = torch::rand({2});
+  out.scale = torch::tensor(1.5f);
+  out.coord_scale = torch::tensor(0.5f);
+  const auto loss = torch::rand({2});
+  const std::string path = dir + "/out.h5";
+  ASSERT_TRUE(drift::field::write_field_outputs(path, out, loss, {"laplace", "none", {0.1, 0.2}}).ok());
+  auto f = H5File::open_read(path);
+  ASSERT_TRUE(f.ok());
+  for (const std::string name : {"goal", "V", "loss", "scale", "coord_scale", "loss_per_temperature"})
+    EXPECT_EQ(f->info(name)->dtype, "float64") << name;
+  EXPECT_EQ(f->info("scale")->shape.size(), 0u);
+  EXPECT_TRUE(torch::allclose(*f->read("V"), out.V.to(torch::kFloat64)));
+  EXPECT_EQ(*f->read_string_attr("/", "kernel"), "laplace");
+  EXPECT_EQ(*f->read_float_list_attr("/", "temperatures"), (std::vector<double>{0.1, 0.2}));
+  // An undefined output: error, and nothing written.
+  out.V = torch::Tensor();
+  const std::string bad = dir + "/bad.h5";
+  EXPECT_FALSE(drift::field::write_field_outputs(bad, out, loss, {}).ok());
+  EXPECT_FALSE(fs::exists(bad));
+}
+
+}  // namespace
