@@ -6,7 +6,8 @@
 //               [--plugin-path P]...
 //
 // On any error: one line "drift-field: <message>" on stderr, exit status 1
-// (2 for a usage error), and OUT.h5 is not created.
+// (2 for a usage error), and OUT.h5 is not created (it is written atomically,
+// after everything else succeeded).
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -130,8 +131,7 @@ int main(int argc, char** argv) {
   try {
     opt = parse(argc, argv);
   } catch (const UsageError& e) {
-    std::cerr << "drift-field: " << e.what() << "\n" << kUsage;
-    return 2;
+    return fail(absl::StrCat(e.what(), " (drift-field --help shows the usage)"), 2);
   }
 
   try {

@@ -722,6 +722,10 @@ absl::Status write_h5_atomically(const std::string& path,
                                  const std::function<absl::Status(H5File&)>& fill) {
   const std::string tmp = atomic_temp_path(path);
   std::error_code ec;
+  const fs::path parent = fs::absolute(path).parent_path();
+  if (!fs::is_directory(parent, ec))
+    return absl::NotFoundError(
+        absl::StrCat(path, ": cannot write: directory ", parent.string(), " does not exist"));
   fs::remove(tmp, ec);  // a leftover of this very pid
 
   auto cleanup = [&](absl::Status st) {
