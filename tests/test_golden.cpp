@@ -12,6 +12,7 @@
 #include "drift/field.hpp"
 #include "field/field_io.hpp"
 #include "io/h5.hpp"
+#include "scratch_dir.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -92,7 +93,8 @@ TEST(Golden, DriftFieldToolMatchesGolden) {
   DRIFT_REQUIRE_SHARED();
   const auto cases = golden_cases();
   ASSERT_FALSE(cases.empty());
-  const std::string dir = drift::test::temp_dir("golden-tool");
+  const drift::test::ScratchDir scratch("golden-tool");
+  const std::string dir = scratch.path();
   for (const auto& path : cases) {
     SCOPED_TRACE(path);
     const std::string out_path = dir + "/" + fs::path(path).filename().string();

@@ -8,6 +8,7 @@
 
 #include "field/field_io.hpp"
 #include "io/h5.hpp"
+#include "scratch_dir.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -24,7 +25,8 @@ std::string read_all(const std::string& path) {
 }
 
 TEST(H5, RoundTripTensorsGroupsAndAttributes) {
-  const std::string path = drift::test::temp_dir("h5") + "/rt.h5";
+  const drift::test::ScratchDir scratch("h5");
+  const std::string path = scratch / "rt.h5";
   torch::manual_seed(0);
   const auto f32 = torch::randn({2, 3, 4});
   const auto f64 = torch::randn({5}, torch::kFloat64);
@@ -109,7 +111,8 @@ TEST(H5, Float32AttributesWidenThroughTheirDecimalForm) {
 }
 
 TEST(H5, ErrorsNameTheFileAndTheObject) {
-  const std::string dir = drift::test::temp_dir("h5err");
+  const drift::test::ScratchDir scratch("h5err");
+  const std::string dir = scratch.path();
   const std::string path = dir + "/x.h5";
   ASSERT_TRUE(drift::io::write_h5_atomically(path, [](H5File& f) {
                 auto st = f.write("v", torch::zeros({2, 3}, torch::kFloat64));
@@ -163,7 +166,8 @@ TEST(H5, ErrorsNameTheFileAndTheObject) {
 }
 
 TEST(H5, AtomicWriteLeavesTargetUntouchedOnError) {
-  const std::string dir = drift::test::temp_dir("h5atomic");
+  const drift::test::ScratchDir scratch("h5atomic");
+  const std::string dir = scratch.path();
   const std::string path = dir + "/out.h5";
   ASSERT_TRUE(drift::io::write_h5_atomically(path, [](H5File& f) {
                 return f.write("x", torch::ones({3}));
@@ -235,7 +239,8 @@ absl::Status base_layout(H5File& f) {
 }
 
 TEST(FieldIO, ReadsTheLayoutWithDefaults) {
-  const std::string dir = drift::test::temp_dir("fieldio");
+  const drift::test::ScratchDir scratch("fieldio");
+  const std::string dir = scratch.path();
   const auto path = write_input(dir, "ok", base_layout);
   auto in = drift::field::read_field_inputs(path, torch::kFloat64);
   ASSERT_TRUE(in.ok()) << in.status();
@@ -250,7 +255,8 @@ TEST(FieldIO, ReadsTheLayoutWithDefaults) {
 }
 
 TEST(FieldIO, ValidationErrorsNameFileDatasetAndExpectedShape) {
-  const std::string dir = drift::test::temp_dir("fieldbad");
+  const drift::test::ScratchDir scratch("fieldbad");
+  const std::string dir = scratch.path();
   struct Case {
     std::string name;
     std::function<absl::Status(H5File&)> fill;
@@ -322,7 +328,8 @@ TEST(FieldIO, ValidationErrorsNameFileDatasetAndExpectedShape) {
 }
 
 TEST(FieldIO, WritesOutputsAsFloat64) {
-  const std::string dir = drift::test::temp_dir("fieldout");
+  const drift::test::ScratchDir scratch("fieldout");
+  const std::string dir = scratch.path();
   drift::DriftOutputs out;
   out.V = torch::randn({2, 4, 3});
   out.goal = torch::randn({2, 4, 3});

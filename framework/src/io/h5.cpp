@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <hdf5.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,17 +10,32 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <filesystem>
-#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 
 namespace drift::io {
-namespace fs = std::filesystem;
 
 namespace {
+
+// File-system helpers on POSIX calls (the PyPI libtorch.so exports its own
+// copies of std::filesystem functions, which calls would bind to).
+bool path_exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+bool is_dir(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+// Directory part of a path ("." for a bare file name).
+std::string parent_dir(const std::string& p) {
+  const auto slash = p.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return p.substr(0, slash);
+}
 
 // HDF5 keeps one error stack per thread (thread-safe build) and prints it to
 // stderr by default. Switch printing off once per thread before any call.
@@ -179,9 +195,8 @@ std::string dtype_name(torch::ScalarType t) {
 
 absl::StatusOr<H5File> H5File::open_read(const std::string& path) {
   silence_hdf5();
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-  if (fs::is_directory(path, ec))
+  if (!path_exists(path)) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+  if (is_dir(path))
     return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory, not an HDF5 file"));
   const htri_t is_h5 = H5Fis_hdf5(path.c_str());
   if (is_h5 <= 0) {
@@ -721,16 +736,14 @@ absl::Status fsync_path(const std::string& path, bool directory) {
 absl::Status write_h5_atomically(const std::string& path,
                                  const std::function<absl::Status(H5File&)>& fill) {
   const std::string tmp = atomic_temp_path(path);
-  std::error_code ec;
-  const fs::path parent = fs::absolute(path).parent_path();
-  if (!fs::is_directory(parent, ec))
+  const std::string parent = parent_dir(path);
+  if (!is_dir(parent))
     return absl::NotFoundError(
-        absl::StrCat(path, ": cannot write: directory ", parent.string(), " does not exist"));
-  fs::remove(tmp, ec);  // a leftover of this very pid
+        absl::StrCat(path, ": cannot write: directory ", parent, " does not exist"));
+  ::unlink(tmp.c_str());  // a leftover of this very pid
 
   auto cleanup = [&](absl::Status st) {
-    std::error_code rm_ec;
-    fs::remove(tmp, rm_ec);
+    ::unlink(tmp.c_str());
     return st;
   };
 
@@ -753,12 +766,10 @@ absl::Status write_h5_atomically(const std::string& path,
   if (!st.ok()) return cleanup(st);
   st = fsync_path(tmp, false);
   if (!st.ok()) return cleanup(st);
-  fs::rename(tmp, path, ec);
-  if (ec)
+  if (::rename(tmp.c_str(), path.c_str()) != 0)
     return cleanup(absl::PermissionDeniedError(
-        absl::StrCat(path, ": cannot rename ", tmp, " onto it: ", ec.message())));
-  const fs::path dir = fs::absolute(path).parent_path();
-  fsync_path(dir.string(), true).IgnoreError();
+        absl::StrCat(path, ": cannot rename ", tmp, " onto it: ", std::strerror(errno))));
+  fsync_path(parent, true).IgnoreError();
   return absl::OkStatus();
 }
 
