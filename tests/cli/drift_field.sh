@@ -114,6 +114,17 @@ else
   echo "note: no python with h5py; wrong-rank CLI cases skipped (covered by test_h5)"
 fi
 
+# --plugin-path: a missing path is an error; a test plugin's kernel can be chosen.
+expect_error bad_plugin_path "$tmp/none.so" --plugin-path "$tmp/none.so" "$example"
+toy=$DRIFT_BINARY_DIR/test_plugins/good_toy_plugin.so
+if [ -f "$toy" ]; then
+  "$tool" "$example" "$tmp/toy.h5" --plugin-path "$toy" --kernel toy_zero > "$tmp/toy.txt" 2>&1 \
+    || { cat "$tmp/toy.txt"; fail "--plugin-path with the toy plugin failed"; }
+  grep -q "kernel toy_zero" "$tmp/toy.txt" && grep -q "mean loss=0\. Wrote" "$tmp/toy.txt" \
+    || { cat "$tmp/toy.txt"; fail "toy_zero kernel (zero drift) not used"; }
+fi
+"$tool" --help | grep -q "^usage: drift-field IN.h5 OUT.h5" || fail "--help"
+
 # A failed run must not clobber an existing OUT.h5.
 cp "$tmp/ex.h5" "$tmp/keep.h5"
 set +e; "$tool" "$tmp/text.h5" "$tmp/keep.h5" 2> /dev/null; rc=$?; set -e
