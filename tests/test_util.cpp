@@ -1,8 +1,12 @@
 #include "test_util.hpp"
 
+#include "runtime/builtins.hpp"
+#include "scratch_dir.hpp"
+
 #include <gtest/gtest.h>
 
 #include <array>
+#include <memory>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -23,7 +27,8 @@ bool shared_available() { return fs::exists(fs::path(shared_dir()) / "golden" / 
 runtime::Registry& default_registry() {
   static runtime::Registry* reg = [] {
     auto* r = new runtime::Registry();
-    auto st = r->load_path(std::string(DRIFT_BINARY_DIR) + "/lib/drift/plugins");
+    auto st = drift::runtime::register_builtins(*r);
+    if (st.ok()) st = r->load_path(std::string(DRIFT_BINARY_DIR) + "/lib/drift/plugins");
     if (!st.ok()) {
       std::fprintf(stderr, "loading the built plugins failed: %s\n", std::string(st.message()).c_str());
       std::abort();
@@ -33,24 +38,12 @@ runtime::Registry& default_registry() {
   return *reg;
 }
 
-namespace {
-std::vector<std::string>& temp_dirs() {
-  static auto* dirs = new std::vector<std::string>();
-  return *dirs;
-}
-void remove_temp_dirs() {
-  std::error_code ec;
-  for (const auto& d : temp_dirs()) fs::remove_all(d, ec);
-}
-}  // namespace
-
 std::string temp_dir(const std::string& tag) {
-  std::string tmpl = (fs::temp_directory_path() / ("drift-test-" + tag + "-XXXXXX")).string();
-  char* p = mkdtemp(tmpl.data());
-  if (!p) std::abort();
-  if (temp_dirs().empty()) std::atexit(remove_temp_dirs);
-  temp_dirs().push_back(p);
-  return p;
+  // Removed at process exit (ScratchDir uses POSIX calls only: see scratch_dir.hpp).
+  static auto* dirs = new std::vector<std::unique_ptr<ScratchDir>>();
+  if (dirs->empty()) std::atexit([] { dirs->clear(); });
+  dirs->push_back(std::make_unique<ScratchDir>(tag));
+  return dirs->back()->path();
 }
 
 int run_command(const std::string& cmd, std::string* output) {

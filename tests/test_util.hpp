@@ -15,7 +15,7 @@ bool shared_available();
 // A registry with the plugins built from plugins/ (the default discovery).
 runtime::Registry& default_registry();
 
-// A fresh empty temporary directory, removed at process exit.
+// A fresh empty temporary directory, removed at process exit (a ScratchDir).
 std::string temp_dir(const std::string& tag);
 
 // Runs a shell command, returns its exit status; stdout+stderr go to *output.

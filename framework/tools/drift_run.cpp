@@ -3,9 +3,11 @@
 //   drift-run --list-plugins     every component and its parameters
 //   drift-run --print-schema     the reference of every framework key (Markdown)
 //   drift-run --dry-run FILE     check every grid cell of FILE and list the cells
-//   drift-run FILE               run the experiment
+//   drift-run [--cells L] [--jobs N] [--restart] FILE
+//                                run the experiment (sweep runner, sweep/sweep.hpp)
 //
-// Exit status: 0 ok, 1 invalid experiment or plugin error, 2 usage, 3 not implemented.
+// Exit status: 0 ok, 1 invalid experiment, plugin error or a failed cell, 2 usage,
+// 128+N interrupted by signal N.
 #include <iostream>
 #include <string>
 
@@ -15,11 +17,13 @@
 #include "runtime/list_plugins.hpp"
 #include "runtime/registry.hpp"
 #include "runtime/threads.hpp"
+#include "sweep/sweep.hpp"
 
 namespace {
 
 constexpr const char* kUsage =
-    "usage: drift-run --list-plugins | --print-schema | --dry-run FILE | FILE\n";
+    "usage: drift-run --list-plugins | --print-schema | --dry-run FILE\n"
+    "       drift-run [--cells 0,2-5] [--jobs N] [--restart] FILE\n";
 
 // Default plugins, then the file's [plugins], then every cell. Prints the error.
 bool check(const std::string& file, drift::runtime::Registry& reg,
@@ -75,15 +79,43 @@ int main(int argc, char** argv) {
     std::cout << drift::config::format_dry_run(exp, cells);
     return 0;
   }
-  if (argc == 2 && !arg1.empty() && arg1[0] != '-') {
-    drift::runtime::Registry reg;
-    std::vector<drift::config::ExperimentConfig> cells;
-    drift::config::Experiment exp;
-    if (!check(arg1, reg, &cells, &exp)) return 1;
-    std::cerr << "drift-run: " << arg1 << ": " << cells.size()
-              << (cells.size() == 1 ? " cell" : " cells")
-              << " valid, but the training loop is not implemented yet\n";
-    return 3;
+  if (arg1 == "--cell-worker") {
+    // Internal: one cell in a child process of the sweep runner.
+    std::string file, out;
+    long cell = -1, threads = 0;
+    for (int i = 2; i + 1 < argc; i += 2) {
+      std::string k = argv[i], v = argv[i + 1];
+      if (k == "--cell") cell = std::stol(v);
+      else if (k == "--cell-out") out = v;
+      else if (k == "--threads") threads = std::stol(v);
+      else if (file.empty() && i == 2) { file = k; --i; }
+    }
+    if (file.empty()) file = argv[2];
+    if (cell < 0 || out.empty()) {
+      std::cerr << kUsage;
+      return 2;
+    }
+    return drift::sweep::run_cell_worker(file, static_cast<size_t>(cell), out, static_cast<int>(threads));
+  }
+  {
+    // drift-run [--cells LIST] [--jobs N] [--restart] FILE
+    drift::sweep::SweepOptions opt;
+    bool ok = argc >= 2;
+    for (int i = 1; i < argc && ok; ++i) {
+      std::string a = argv[i];
+      if (a == "--cells" && i + 1 < argc) opt.cells = argv[++i];
+      else if (a == "--jobs" && i + 1 < argc) {
+        try { opt.jobs = std::stoi(argv[++i]); } catch (...) { ok = false; }
+        if (opt.jobs < 1) ok = false;
+      }
+      else if (a == "--restart") opt.restart = true;
+      else if (!a.empty() && a[0] != '-' && opt.file.empty()) opt.file = a;
+      else ok = false;
+    }
+    if (ok && !opt.file.empty()) {
+      opt.self_exe = drift::runtime::executable_dir() + "/drift-run";
+      return drift::sweep::run_sweep(opt);
+    }
   }
   std::cerr << kUsage;
   return 2;

@@ -1,5 +1,7 @@
 #include "runtime/registry.hpp"
 
+#include "runtime/builtins.hpp"
+
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -164,6 +166,7 @@ std::string default_plugin_dir() {
 }
 
 absl::Status Registry::load_default_paths() {
+  if (auto st = register_builtins(*this); !st.ok()) return st;
   std::string dir = default_plugin_dir();
   if (fs::is_directory(dir)) {
     auto st = load_path(dir);

@@ -30,7 +30,7 @@ class Registry {
   absl::Status load_file(const std::string& path);
   // A directory loads every *.so in it (sorted, not recursive); a file loads it.
   absl::Status load_path(const std::string& path);
-  // The plugins installed beside the executable (<exe>/../lib/drift/plugins),
+  // The built-in components (runtime/builtins.hpp), the plugins installed beside the executable (<exe>/../lib/drift/plugins),
   // then every entry of DRIFT_PLUGIN_PATH (colon-separated files or directories).
   absl::Status load_default_paths();
 

@@ -1,0 +1,413 @@
+#include "sweep/sweep.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "config/experiment.hpp"
+#include "runtime/registry.hpp"
+#include "runtime/threads.hpp"
+#include "sweep/merge.hpp"
+#include "train/cell_file.hpp"
+#include "train/trainer.hpp"
+
+namespace drift::sweep {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+absl::StatusOr<std::vector<size_t>> parse_cell_list(const std::string& spec, size_t n) {
+  std::vector<size_t> out;
+  for (absl::string_view part : absl::StrSplit(spec, ',', absl::SkipWhitespace())) {
+    std::vector<std::string> ab = absl::StrSplit(part, '-');
+    uint64_t a = 0, b = 0;
+    bool ok = (ab.size() == 1 && absl::SimpleAtoi(ab[0], &a) && (b = a, true)) ||
+              (ab.size() == 2 && absl::SimpleAtoi(ab[0], &a) && absl::SimpleAtoi(ab[1], &b));
+    if (!ok || a > b)
+      return absl::InvalidArgumentError(absl::StrCat("--cells: '", part, "' is not a cell index or range (e.g. 3 or 0,2-5)"));
+    if (b >= n)
+      return absl::InvalidArgumentError(absl::StrCat("--cells: cell ", b, " does not exist (the grid has ", n,
+                                                     " cells: 0-", n - 1, ")"));
+    for (uint64_t i = a; i <= b; ++i)
+      if (std::find(out.begin(), out.end(), i) == out.end()) out.push_back(i);
+  }
+  if (out.empty()) return absl::InvalidArgumentError("--cells: empty cell list");
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+namespace {
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+struct Loaded {
+  config::Experiment exp;
+  std::vector<config::ExperimentConfig> cells;
+};
+
+absl::StatusOr<Loaded> load_all(const std::string& file, runtime::Registry& reg) {
+  auto exp = config::load_experiment(file);
+  if (!exp.ok()) return exp.status();
+  if (auto st = reg.load_default_paths(); !st.ok()) return st;
+  if (auto st = config::load_experiment_plugins(*exp, reg); !st.ok()) return st;
+  auto cells = config::resolve_all(*exp, reg);
+  if (!cells.ok()) return cells.status();
+  return Loaded{*std::move(exp), *std::move(cells)};
+}
+
+std::string tail_of_file(const std::string& path, size_t max_lines, size_t max_bytes = 4000) {
+  std::ifstream in(path);
+  std::deque<std::string> lines;
+  std::string line;
+  while (std::getline(in, line)) {
+    lines.push_back(line);
+    if (lines.size() > max_lines) lines.pop_front();
+  }
+  std::string out;
+  for (const auto& l : lines) absl::StrAppend(&out, l, "\n");
+  if (out.size() > max_bytes) out = out.substr(out.size() - max_bytes);
+  return out;
+}
+
+std::string fmt_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  if (s < 60) return absl::StrFormat("%.0fs", s);
+  if (s < 3600) return absl::StrFormat("%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  return absl::StrFormat("%dh%02dm", static_cast<int>(s) / 3600, (static_cast<int>(s) / 60) % 60);
+}
+
+struct Running {
+  size_t cell;
+  pid_t pid;
+  int out_fd;
+  std::string buffer;
+  std::string stderr_path, tmp_out;
+  Clock::time_point start;
+  int64_t step = 0, steps = 0;
+  double rate = 0;
+  std::string m_tau;
+};
+
+// Progress line protocol between worker and parent: "@progress STEP STEPS RATE M_TAU..."
+void parse_progress(Running& r) {
+  size_t pos;
+  while ((pos = r.buffer.find('\n')) != std::string::npos) {
+    std::string line = r.buffer.substr(0, pos);
+    r.buffer.erase(0, pos + 1);
+    std::istringstream in(line);
+    std::string tag;
+    in >> tag;
+    if (tag != "@progress") continue;
+    in >> r.step >> r.steps >> r.rate;
+    std::string m, joined;
+    while (in >> m) absl::StrAppend(&joined, joined.empty() ? "" : ",", m);
+    r.m_tau = joined;
+  }
+}
+
+}  // namespace
+
+int run_cell_worker(const std::string& file, size_t cell, const std::string& out_path, int threads) {
+  runtime::Registry reg;
+  auto loaded = load_all(file, reg);
+  if (!loaded.ok()) {
+    std::cerr << "drift-run: " << loaded.status().message() << "\n";
+    return 1;
+  }
+  if (cell >= loaded->cells.size()) {
+    std::cerr << "drift-run: cell " << cell << " does not exist\n";
+    return 1;
+  }
+  const auto& cfg = loaded->cells[cell];
+  runtime::init_threads(threads > 0 ? threads : static_cast<int>(cfg.threads));
+  train::CellRecorder rec;
+  auto last = Clock::now() - std::chrono::seconds(1);
+  auto t0 = Clock::now();
+  auto progress = [&](int64_t step, int64_t steps, const std::vector<double>& m_tau) {
+    auto now = Clock::now();
+    if (step != steps && now - last < std::chrono::milliseconds(200)) return;
+    last = now;
+    double el = std::chrono::duration<double>(now - t0).count();
+    std::string line = absl::StrFormat("@progress %d %d %.3f", step, steps, el > 0 ? step / el : 0.0);
+    for (double m : m_tau) absl::StrAppend(&line, absl::StrFormat(" %.3g", m));
+    std::fprintf(stdout, "%s\n", line.c_str());
+    std::fflush(stdout);
+  };
+  train::CellOutcome outcome;
+  try {
+    outcome = train::train_cell(cfg, reg, rec, progress);
+  } catch (const std::exception& e) {
+    outcome.status = "failed";
+    std::string what = e.what();
+    outcome.error = what.substr(0, what.find('\n'));
+    std::cerr << "drift-run: cell " << cell << ": " << what << "\n";
+  }
+  if (outcome.status == "failed") std::cerr << "drift-run: cell " << cell << " failed: " << outcome.error << "\n";
+  auto st = train::write_cell_file(out_path, cfg, outcome, &rec, "");
+  if (!st.ok()) {
+    std::cerr << "drift-run: " << st.message() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+int run_sweep(const SweepOptions& opt) {
+  runtime::Registry reg;
+  auto loaded = load_all(opt.file, reg);
+  if (!loaded.ok()) {
+    std::cerr << loaded.status().message() << "\n";  // names the file
+    return 1;
+  }
+  const auto& exp = loaded->exp;
+  const auto& cells = loaded->cells;
+  std::vector<size_t> selected;
+  if (opt.cells.empty()) {
+    for (size_t i = 0; i < cells.size(); ++i) selected.push_back(i);
+  } else {
+    auto sel = parse_cell_list(opt.cells, cells.size());
+    if (!sel.ok()) {
+      std::cerr << "drift-run: " << sel.status().message() << "\n";
+      return 1;
+    }
+    selected = *sel;
+  }
+  const std::string output = cells.front().output;
+  const std::string cells_dir = cells_dir_for(output);
+  std::error_code ec;
+  fs::create_directories(cells_dir, ec);
+  if (ec) {
+    std::cerr << "drift-run: cannot create " << cells_dir << ": " << ec.message() << "\n";
+    return 1;
+  }
+
+  std::deque<size_t> pending;
+  int n_done = 0, n_failed = 0, n_skipped = 0;
+  for (size_t i : selected) {
+    std::string path = cell_file_path(cells_dir, i);
+    std::string status = finished_status(path, cells[i]);
+    if (!opt.restart && (status == "done" || status == "diverged")) {
+      ++n_skipped;
+      continue;
+    }
+    pending.push_back(i);
+  }
+
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  int jobs = opt.jobs > 0 ? opt.jobs : std::min<int>(cores, std::max<size_t>(pending.size(), 1));
+  jobs = std::max(1, jobs);
+  const int threads_per_cell = std::max(1, cores / jobs);
+  const bool tty = isatty(STDOUT_FILENO);
+  std::cout << "drift-run: " << exp.path << ": " << cells.size() << " cells, " << selected.size()
+            << " selected, " << n_skipped << " already finished, " << pending.size() << " to run ("
+            << jobs << " at a time, " << threads_per_cell << " threads each) -> " << output << "\n"
+            << std::flush;
+
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  std::map<pid_t, Running> running;
+  int drawn_lines = 0;
+  int exit_code = 0;
+  auto t_sweep = Clock::now();
+
+  auto merge = [&]() {
+    auto st = write_experiment_file(output, exp, cells, cells_dir);
+    if (!st.ok()) std::cerr << "drift-run: " << st.message() << "\n";
+  };
+  if (n_skipped > 0 && !fs::exists(output)) merge();
+
+  auto redraw = [&]() {
+    if (!tty) return;
+    std::string s;
+    if (drawn_lines > 0) absl::StrAppend(&s, "\x1b[", drawn_lines, "F");
+    drawn_lines = 0;
+    for (const auto& [pid, r] : running) {
+      double eta = r.rate > 0 ? (r.steps - r.step) / r.rate : NAN;
+      absl::StrAppend(&s, "\x1b[2K", absl::StrFormat("  cell %-4d %6d/%-6d %7.1f steps/s  ETA %-7s m_tau [%s]  %s\n",
+                                                     r.cell, r.step, r.steps, r.rate, fmt_duration(eta),
+                                                     r.m_tau, train::grid_string(cells[r.cell])));
+      ++drawn_lines;
+    }
+    absl::StrAppend(&s, "\x1b[2K", absl::StrFormat("  cells: %d done, %d failed, %d running, %d left  (%s)\n",
+                                                   n_done, n_failed, static_cast<int>(running.size()),
+                                                   static_cast<int>(pending.size()),
+                                                   fmt_duration(std::chrono::duration<double>(Clock::now() - t_sweep).count())));
+    ++drawn_lines;
+    std::cout << s << std::flush;
+  };
+  auto print_line = [&](const std::string& line) {
+    if (tty && drawn_lines > 0) {
+      std::cout << "\x1b[" << drawn_lines << "F\x1b[J";
+      drawn_lines = 0;
+    }
+    std::cout << line << "\n" << std::flush;
+  };
+
+  auto start_cell = [&](size_t cell) {
+    Running r;
+    r.cell = cell;
+    r.stderr_path = cell_file_path(cells_dir, cell) + ".stderr";
+    r.tmp_out = cell_file_path(cells_dir, cell);
+    r.start = Clock::now();
+    std::error_code rm_ec;
+    fs::remove(r.tmp_out, rm_ec);  // an unfinished or outdated file of this cell
+    int pipefd[2];
+    if (pipe(pipefd) != 0) return false;
+    pid_t pid = fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+      setpgid(0, 0);
+      signal(SIGINT, SIG_DFL);
+      signal(SIGTERM, SIG_DFL);
+      dup2(pipefd[1], STDOUT_FILENO);
+      int errfd = open(r.stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (errfd >= 0) dup2(errfd, STDERR_FILENO);
+      close(pipefd[0]);
+      close(pipefd[1]);
+      std::string cell_s = std::to_string(cell), thr = std::to_string(threads_per_cell);
+      execl(opt.self_exe.c_str(), opt.self_exe.c_str(), "--cell-worker", opt.file.c_str(), "--cell",
+            cell_s.c_str(), "--cell-out", r.tmp_out.c_str(), "--threads", thr.c_str(), (char*)nullptr);
+      std::fprintf(stderr, "exec %s failed: %s\n", opt.self_exe.c_str(), std::strerror(errno));
+      _exit(127);
+    }
+    close(pipefd[1]);
+    fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+    r.pid = pid;
+    r.out_fd = pipefd[0];
+    running.emplace(pid, std::move(r));
+    return true;
+  };
+
+  auto finish_cell = [&](Running& r, int wstatus) {
+    const auto& cfg = cells[r.cell];
+    std::string cell_path = cell_file_path(cells_dir, r.cell);
+    std::string status = finished_status(cell_path, cfg);
+    double wall = std::chrono::duration<double>(Clock::now() - r.start).count();
+    bool clean_exit = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
+    if (status.empty() || !clean_exit) {
+      // The worker died before writing its file (crash, abort, OOM kill, ...).
+      train::CellOutcome o;
+      o.status = "failed";
+      if (WIFSIGNALED(wstatus)) {
+        int sig = WTERMSIG(wstatus);
+        o.error = absl::StrCat("killed by signal ", sig, " (", strsignal(sig), ")",
+                               sig == SIGKILL ? "; out of memory?" : "");
+      } else {
+        o.error = absl::StrCat("exited with status ", WEXITSTATUS(wstatus));
+      }
+      std::string tail = tail_of_file(r.stderr_path, 20);
+      if (!tail.empty() && WIFEXITED(wstatus)) {
+        // Prefer the worker's own last error line.
+        auto lines = absl::StrSplit(tail, '\n', absl::SkipEmpty());
+        std::string last_line;
+        for (absl::string_view l : lines) last_line = std::string(l);
+        if (!last_line.empty()) o.error = last_line;
+      }
+      o.steps_done = r.step;
+      o.wall_time_s = wall;
+      auto st = train::write_cell_file(cell_path, cfg, o, nullptr, tail);
+      if (!st.ok()) std::cerr << "drift-run: " << st.message() << "\n";
+      status = "failed";
+    }
+    std::error_code e2;
+    if (status == "done") {
+      ++n_done;
+      fs::remove(r.stderr_path, e2);
+    } else {
+      ++n_failed;
+    }
+    std::string line = absl::StrFormat("cell %d %s in %s (%s)", r.cell, status, fmt_duration(wall),
+                                       train::grid_string(cfg));
+    if (status != "done") {
+      auto f = io::H5File::open_read(cell_path);
+      if (f.ok()) {
+        auto err = f->read_string_attr("cell", "error");
+        if (err.ok()) absl::StrAppend(&line, ": ", *err);
+      }
+    }
+    print_line(line);
+    merge();
+  };
+
+  while ((!pending.empty() || !running.empty())) {
+    if (g_stop_signal) break;
+    while (!pending.empty() && static_cast<int>(running.size()) < jobs) {
+      size_t c = pending.front();
+      pending.pop_front();
+      if (!start_cell(c)) {
+        std::cerr << "drift-run: cannot start a process for cell " << c << "\n";
+        ++n_failed;
+      }
+    }
+    std::vector<pollfd> fds;
+    for (auto& [pid, r] : running) fds.push_back({r.out_fd, POLLIN, 0});
+    poll(fds.data(), fds.size(), 200);
+    for (auto& [pid, r] : running) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(r.out_fd, buf, sizeof buf)) > 0) r.buffer.append(buf, n);
+      parse_progress(r);
+    }
+    int wstatus;
+    pid_t pid;
+    while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
+      auto it = running.find(pid);
+      if (it == running.end()) continue;
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(it->second.out_fd, buf, sizeof buf)) > 0) it->second.buffer.append(buf, n);
+      parse_progress(it->second);
+      close(it->second.out_fd);
+      Running r = std::move(it->second);
+      running.erase(it);
+      finish_cell(r, wstatus);
+    }
+    redraw();
+  }
+
+  if (g_stop_signal) {
+    int sig = g_stop_signal;
+    for (auto& [pid, r] : running) kill(-pid, SIGTERM), kill(pid, SIGTERM);
+    for (auto& [pid, r] : running) {
+      int ws;
+      waitpid(pid, &ws, 0);
+      close(r.out_fd);
+      std::error_code e2;
+      fs::remove(r.stderr_path, e2);
+    }
+    print_line(absl::StrCat("drift-run: interrupted by signal ", sig, " (", strsignal(sig), "); ",
+                            n_done, " cells finished are kept in ", output, "; run the same command to continue"));
+    merge();
+    return 128 + sig;
+  }
+  if (tty) redraw();
+  print_line(absl::StrFormat("drift-run: %d done, %d failed or diverged, %d skipped -> %s", n_done, n_failed,
+                             n_skipped, output));
+  if (n_failed > 0) exit_code = 1;
+  return exit_code;
+}
+
+}  // namespace drift::sweep

@@ -1,0 +1,32 @@
+// The sweep runner behind `drift-run FILE`: every grid cell in its own child
+// process, several at once, live progress, crash-safe results (schemas/results.md).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace drift::sweep {
+
+struct SweepOptions {
+  std::string file;        // experiment file
+  std::string cells;       // "" = all, else "3" or "0,2-5"
+  int jobs = 0;            // 0: what fits the cores
+  bool restart = false;    // redo finished cells too
+  std::string self_exe;    // path of drift-run (children run `drift-run --cell-worker`)
+};
+
+// Runs the sweep; returns the process exit status (0: every selected cell is
+// done; 1: some cell failed or diverged, or bad input; 130/143: interrupted).
+int run_sweep(const SweepOptions& opt);
+
+// `drift-run --cell-worker FILE --cell I --cell-out PATH [--threads N]`: trains
+// one cell and writes its cell file. Progress lines go to stdout.
+int run_cell_worker(const std::string& file, size_t cell, const std::string& out_path, int threads);
+
+// Parses "3", "0,2-5" against n cells; errors name the bad part.
+absl::StatusOr<std::vector<size_t>> parse_cell_list(const std::string& spec, size_t n);
+
+
+}  // namespace drift::sweep

@@ -1,0 +1,89 @@
+#include "train/cell_file.hpp"
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "drift/version.hpp"
+
+namespace drift::train {
+
+std::string m_tau_column(double tau) {
+  return "m_tau_" + format_param_value(ParamValue{tau});
+}
+
+std::string grid_string(const config::ExperimentConfig& cfg) {
+  std::string s;
+  for (const auto& [k, v] : cfg.grid_values)
+    absl::StrAppend(&s, s.empty() ? "" : "; ", k, "=", format_param_value(v));
+  return s;
+}
+
+void CellRecorder::on_step(const StepLog& log) {
+  train_.new_row();
+  train_.set("step", log.step);
+  train_.set("loss", log.loss);
+  for (size_t t = 0; t < log.m_tau.size(); ++t) train_.set(m_tau_column(log.temperatures[t]), log.m_tau[t]);
+  for (const auto& [name, values] : log.m_tau_per_feature)
+    for (size_t t = 0; t < values.size(); ++t)
+      train_.set(m_tau_column(log.temperatures[t]) + "/" + name, values[t]);
+  train_.set("grad_norm", log.grad_norm);
+  train_.set("lr", log.lr);
+  train_.set("seconds", log.seconds);
+}
+
+void CellRecorder::on_eval(const EvalLog& log) {
+  eval_.new_row();
+  eval_.set("step", log.step);
+  for (const auto& [name, v] : log.values) {
+    if (name == "modes_covered") eval_.set(name, static_cast<int64_t>(v));
+    else eval_.set(name, v);
+  }
+}
+
+void CellRecorder::on_samples(int64_t step, const torch::Tensor& x, const torch::Tensor& labels) {
+  samples_.push_back({step, {x.detach().to(torch::kCPU, torch::kFloat32), labels}});
+}
+
+absl::Status write_cell_file(const std::string& path, const config::ExperimentConfig& cfg,
+                             const CellOutcome& outcome, const CellRecorder* rec,
+                             const std::string& stderr_tail) {
+  return io::write_h5_atomically(path, [&](io::H5File& f) -> absl::Status {
+    const std::string g = "cell";
+    auto st = f.create_group(g);
+    if (!st.ok()) return st;
+    auto attr = [&](const std::string& name, auto value) { return f.set_attr(g, name, value); };
+    for (auto s : {attr("status", outcome.status), attr("config_toml", cfg.resolved_toml),
+                   attr("grid", grid_string(cfg)), attr("seed", static_cast<int64_t>(cfg.seed)),
+                   attr("wall_time_s", outcome.wall_time_s), attr("steps_done", outcome.steps_done),
+                   attr("device", outcome.device.empty() ? std::string("cpu") : outcome.device),
+                   attr("cell", static_cast<int64_t>(cfg.cell))})
+      if (!s.ok()) return s;
+    for (const auto& [k, v] : cfg.grid_values)
+      if (auto s = attr("grid." + k, format_param_value(v)); !s.ok()) return s;
+    if (!outcome.error.empty())
+      if (auto s = attr("error", outcome.error); !s.ok()) return s;
+    if (!stderr_tail.empty())
+      if (auto s = attr("stderr_tail", stderr_tail); !s.ok()) return s;
+    if (rec == nullptr) return absl::OkStatus();
+    if (rec->train_.rows())
+      if (auto s = io::write_table(f, g + "/train", rec->train_); !s.ok()) return s;
+    if (rec->eval_.rows())
+      if (auto s = io::write_table(f, g + "/eval", rec->eval_); !s.ok()) return s;
+    if (rec->real_.defined())
+      if (auto s = f.write(g + "/real_samples", rec->real_); !s.ok()) return s;
+    if (!rec->samples_.empty()) {
+      if (auto s = f.create_group(g + "/samples"); !s.ok()) return s;
+      for (const auto& [step, xl] : rec->samples_) {
+        std::string name = absl::StrFormat("%s/samples/%010d", g, step);
+        if (auto s = f.write(name, xl.first); !s.ok()) return s;
+        if (auto s = f.set_attr(name, "step", step); !s.ok()) return s;
+        if (xl.second.defined())
+          if (auto s = f.write(name + "_labels", xl.second); !s.ok()) return s;
+      }
+    }
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace drift::train

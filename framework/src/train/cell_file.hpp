@@ -1,0 +1,46 @@
+// One cell's results file (schemas/results.md): everything under the group
+// /cell, which the sweep runner copies to /cells/<id> of the experiment file.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "config/experiment.hpp"
+#include "io/table.hpp"
+#include "train/trainer.hpp"
+
+namespace drift::train {
+
+// Collects a cell's logs in memory while it trains.
+class CellRecorder : public CellSink {
+ public:
+  void on_step(const StepLog& log) override;
+  void on_eval(const EvalLog& log) override;
+  void on_samples(int64_t step, const torch::Tensor& x, const torch::Tensor& labels) override;
+  void on_real_samples(const torch::Tensor& x) override { real_ = x.detach().to(torch::kCPU); }
+
+  const io::Table& train_table() const { return train_; }
+  const io::Table& eval_table() const { return eval_; }
+
+ private:
+  friend absl::Status write_cell_file(const std::string&, const config::ExperimentConfig&,
+                                      const CellOutcome&, const CellRecorder*, const std::string&);
+  io::Table train_, eval_;
+  std::vector<std::pair<int64_t, std::pair<torch::Tensor, torch::Tensor>>> samples_;
+  torch::Tensor real_;
+};
+
+// Column name of m_tau at temperature tau ("m_tau_0.02").
+std::string m_tau_column(double tau);
+// "key=value; key=value" of the cell's grid values.
+std::string grid_string(const config::ExperimentConfig& cfg);
+
+// Writes the cell file atomically. `rec` may be null (a cell that crashed
+// before it could record anything); `stderr_tail` is stored for failed cells.
+absl::Status write_cell_file(const std::string& path, const config::ExperimentConfig& cfg,
+                             const CellOutcome& outcome, const CellRecorder* rec,
+                             const std::string& stderr_tail);
+
+}  // namespace drift::train

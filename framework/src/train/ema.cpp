@@ -1,0 +1,29 @@
+#include "train/ema.hpp"
+
+#include <torch/types.h>
+
+namespace drift::train {
+
+Ema::Ema(torch::nn::Module& m) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : m.parameters()) {
+    params_.push_back(p);
+    shadow_.push_back(p.detach().clone());
+  }
+}
+
+void Ema::update(double decay) {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) shadow_[i].lerp_(params_[i].detach(), 1.0 - decay);
+}
+
+void Ema::swap() {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto tmp = params_[i].detach().clone();
+    params_[i].copy_(shadow_[i]);
+    shadow_[i].copy_(tmp);
+  }
+}
+
+}  // namespace drift::train

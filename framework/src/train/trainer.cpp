@@ -1,0 +1,324 @@
+#include "train/trainer.hpp"
+
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "drift/field.hpp"
+#include "metrics/lowdim.hpp"
+#include "train/ema.hpp"
+#include "train/real_pool.hpp"
+#include "train/schedule.hpp"
+
+namespace drift::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+at::Generator cpu_rng(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
+
+// Seeds derived from the cell seed, one stream per purpose, so that changing
+// one setting (say, eval size) does not shift the training noise.
+enum Stream : uint64_t { kInit = 0, kNoise = 1, kData = 2, kEval = 3, kCfg = 4, kMetric = 5 };
+uint64_t stream_seed(int64_t seed, Stream s) {
+  return static_cast<uint64_t>(seed) * 1000003ULL + static_cast<uint64_t>(s) * 7919ULL + 17ULL;
+}
+
+// Flattens [G, L, N, D] features into the kernel's [B = G*L, N, D].
+torch::Tensor as_problems(const torch::Tensor& f) {
+  return f.reshape({f.size(0) * f.size(1), f.size(2), f.size(3)});
+}
+
+// alpha ~ alpha^-k on [lo, hi] by inverse CDF (SPEC.md section 5); with
+// probability p1, alpha = 1.
+double draw_alpha(at::Generator& rng, double lo, double hi, double k, double p1) {
+  double u = torch::rand({1}, rng, torch::kFloat64).item<double>();
+  double v = torch::rand({1}, rng, torch::kFloat64).item<double>();
+  if (u < p1 || hi <= lo) return lo <= 1.0 ? 1.0 : lo;
+  if (std::abs(k - 1.0) < 1e-12) return lo * std::pow(hi / lo, v);
+  double a = std::pow(lo, 1.0 - k), b = std::pow(hi, 1.0 - k);
+  return std::pow(a + v * (b - a), 1.0 / (1.0 - k));
+}
+
+bool all_finite(const std::vector<double>& v) {
+  for (double x : v)
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+
+}  // namespace
+
+CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Registry& reg,
+                       CellSink& sink, const ProgressFn& progress) {
+  const auto t_start = Clock::now();
+  CellOutcome outcome;
+  auto fail = [&](const absl::Status& st) {
+    outcome.status = "failed";
+    outcome.error = std::string(st.message());
+    outcome.wall_time_s = since(t_start);
+    return outcome;
+  };
+  const auto& tr = cfg.train;
+  const auto& ev = cfg.eval;
+  const int64_t seed = cfg.seed;
+
+  torch::Device device(torch::kCPU);
+  if (cfg.device == "cuda" || cfg.device == "auto") {
+    if (torch::hasCUDA()) device = torch::Device(torch::kCUDA, 0);
+    else if (cfg.device == "cuda")
+      return fail(absl::FailedPreconditionError(
+          absl::StrCat(cfg.file, ": [experiment] device = \"cuda\" but no CUDA device is available")));
+  }
+  outcome.device = device.str();
+  torch::manual_seed(stream_seed(seed, kInit));
+
+  // --- components ---------------------------------------------------------------
+  DatasetContext dctx;
+  dctx.seed = static_cast<uint64_t>(seed);
+  dctx.base_dir = std::filesystem::path(cfg.file).parent_path().string();
+  auto data = reg.make_dataset(cfg.data.name, cfg.data.params, dctx);
+  if (!data.ok()) return fail(data.status());
+  Dataset& dataset = **data;
+  const auto shape = dataset.sample_shape();
+  const int64_t data_classes = dataset.num_classes();
+  const int64_t n_classes = tr.get_int("n_classes");
+  const bool conditional = n_classes > 0;
+  if (conditional && data_classes == 0)
+    return fail(absl::InvalidArgumentError(absl::StrCat(
+        cfg.file, ": [train] n_classes = ", n_classes, " but dataset '", cfg.data.name,
+        "' has no labels (use n_classes = 0)")));
+  if (conditional && n_classes > data_classes)
+    return fail(absl::InvalidArgumentError(absl::StrCat(
+        cfg.file, ": [train] n_classes = ", n_classes, " but dataset '", cfg.data.name, "' has only ",
+        data_classes, " classes")));
+
+  GeneratorContext gctx;
+  gctx.sample_shape = shape;
+  gctx.n_classes = conditional ? data_classes : 0;
+  gctx.seed = stream_seed(seed, kInit);
+  auto gen_or = reg.make_generator(cfg.generator.name, cfg.generator.params, gctx);
+  if (!gen_or.ok()) return fail(gen_or.status());
+  auto generator = *gen_or;
+  generator->to(device);
+
+  EncoderContext ectx;
+  ectx.sample_shape = shape;
+  ectx.seed = stream_seed(seed, kInit);
+  ectx.base_dir = dctx.base_dir;
+  auto enc_or = reg.make_encoder(cfg.encoder.name, cfg.encoder.params, ectx);
+  if (!enc_or.ok()) return fail(enc_or.status());
+  auto encoder = *enc_or;
+  encoder->to(device);
+  encoder->eval();
+  for (auto& p : encoder->parameters()) p.set_requires_grad(false);
+
+  auto kernel_or = reg.make_kernel(cfg.kernel.name, cfg.kernel.params);
+  if (!kernel_or.ok()) return fail(kernel_or.status());
+  auto norm_or = reg.make_normalizer(cfg.normalizer.name, cfg.normalizer.params);
+  if (!norm_or.ok()) return fail(norm_or.status());
+  const DriftKernel& kernel = **kernel_or;
+  const Normalizer& normalizer = **norm_or;
+
+  // --- optimisation -------------------------------------------------------------
+  auto params = generator->parameters();
+  const double base_lr = tr.get_float("lr");
+  torch::optim::AdamW opt(params, torch::optim::AdamWOptions(base_lr)
+                                      .betas({tr.get_float("beta1"), tr.get_float("beta2")})
+                                      .weight_decay(tr.get_float("weight_decay")));
+  Ema ema(*generator);
+
+  const int64_t steps = tr.get_int("steps");
+  const int64_t n_gen = tr.get_int("n_gen"), n_pos = tr.get_int("n_pos"), n_unc = tr.get_int("n_unc");
+  const int64_t warmup = tr.get_int("warmup");
+  const std::string schedule = tr.get_string("lr_schedule");
+  const double grad_clip = tr.get_float("grad_clip"), ema_rate = tr.get_float("ema");
+  const int64_t eval_every = tr.get_int("eval_every"), log_every = tr.get_int("log_every");
+  const int64_t sample_every = tr.get_int("sample_every");
+  const double a_lo = tr.get_float("cfg_alpha_min"), a_hi = tr.get_float("cfg_alpha_max");
+  const double a_k = tr.get_float("cfg_alpha_power"), a_p1 = tr.get_float("cfg_p_alpha1");
+  const auto& temps = cfg.temperatures;
+
+  auto noise_rng = cpu_rng(stream_seed(seed, kNoise));
+  auto cfg_rng = cpu_rng(stream_seed(seed, kCfg));
+  auto data_rng = cpu_rng(stream_seed(seed, kData) + 1);
+  RealPool pool(dataset, std::max<int64_t>(data_classes, 1), tr.get_int("queue_len"),
+                tr.get_int("global_queue_len"), tr.get_int("queue_push"),
+                cpu_rng(stream_seed(seed, kData)));
+
+  // --- evaluation ---------------------------------------------------------------
+  const int64_t n_eval = ev.get_int("n_samples");
+  const auto metric_names = ev.get_string_list("metrics");
+  auto eval_rng = cpu_rng(stream_seed(seed, kEval));
+  DataBatch real_a = dataset.sample(n_eval, eval_rng);
+  DataBatch real_b = dataset.sample(n_eval, eval_rng);
+  const bool lowdim = shape.size() == 1;
+  sink.on_real_samples(real_a.x);
+
+  auto generate_eval = [&]() {
+    torch::NoGradGuard no_grad;
+    Ema::Scope use_ema(ema);
+    generator->eval();
+    GenerateRequest req;
+    req.n = n_eval;
+    req.device = device;
+    req.rng = cpu_rng(stream_seed(seed, kEval) + 1);  // same noise at every evaluation
+    if (conditional) req.labels = real_a.labels.to(device);
+    // A copy: the generator may return a view of its (EMA-swapped) parameters.
+    auto x = generator->generate(req).to(torch::kCPU, torch::kFloat32).clone();
+    generator->train();
+    return x;
+  };
+  auto evaluate = [&](int64_t step, const torch::Tensor& x) {
+    EvalLog log;
+    log.step = step;
+    if (lowdim && !metric_names.empty())
+      log.values = metrics::evaluate_lowdim(metric_names, x, real_a.x, real_b.x, dataset.modes(),
+                                            stream_seed(seed, kMetric));
+    sink.on_eval(log);
+  };
+  auto record_samples = [&](int64_t step, const torch::Tensor& x) {
+    sink.on_samples(step, x, conditional ? real_a.labels : torch::Tensor());
+  };
+  if (sample_every > 0) record_samples(0, generate_eval());
+
+  // --- the loop -----------------------------------------------------------------
+  for (int64_t step = 1; step <= steps; ++step) {
+    const auto t0 = Clock::now();
+    const double lr = learning_rate(step, steps, base_lr, warmup, schedule);
+    for (auto& g : opt.param_groups())
+      static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+
+    // Real samples and the generator's conditioning for this step.
+    const int64_t G = conditional ? n_classes : 1;
+    torch::Tensor labels, alpha_gen, pos, neg, w_neg;
+    if (conditional) {
+      pool.refill();
+      auto classes = torch::randperm(data_classes, cfg_rng, torch::kLong).slice(0, 0, n_classes);
+      std::vector<torch::Tensor> pos_list, neg_list;
+      std::vector<double> alphas;
+      for (int64_t g = 0; g < G; ++g) {
+        int64_t c = classes[g].item<int64_t>();
+        pos_list.push_back(pool.sample_class(c, n_pos));
+        alphas.push_back(a_hi > 1.0 ? draw_alpha(cfg_rng, a_lo, a_hi, a_k, a_p1) : 1.0);
+        if (n_unc > 0) neg_list.push_back(pool.sample_any(n_unc));
+      }
+      labels = classes.repeat_interleave(n_gen);
+      auto alpha_t = torch::tensor(alphas, torch::kFloat64).to(torch::kFloat32);
+      alpha_gen = alpha_t.repeat_interleave(n_gen);
+      pos = torch::stack(pos_list);
+      if (n_unc > 0) {
+        neg = torch::stack(neg_list);
+        // w = (alpha - 1)(N_gen - 1) / N_unc (SPEC.md section 5)
+        w_neg = ((alpha_t - 1.0) * static_cast<double>(n_gen - 1) / static_cast<double>(n_unc))
+                    .unsqueeze(1)
+                    .expand({G, n_unc});
+      }
+    } else {
+      pos = dataset.sample(n_pos, data_rng).x.unsqueeze(0);
+    }
+    pos = pos.to(device);
+    if (neg.defined()) {
+      neg = neg.to(device);
+      w_neg = w_neg.to(device);
+    }
+
+    // Generate (with gradient) and encode: generated samples WITH gradient,
+    // positives and negatives without (SPEC.md section 4).
+    GenerateRequest req;
+    req.n = G * n_gen;
+    req.device = device;
+    req.rng = noise_rng;
+    if (conditional) {
+      req.labels = labels.to(device);
+      req.alpha = alpha_gen.to(device);
+    }
+    auto x = generator->generate(req);
+    std::vector<int64_t> gshape{G, n_gen};
+    gshape.insert(gshape.end(), shape.begin(), shape.end());
+    auto gen_feats = encoder->encode(x.view(gshape));
+    std::vector<Feature> pos_feats, neg_feats;
+    {
+      torch::NoGradGuard no_grad;
+      pos_feats = encoder->encode(pos);
+      if (neg.defined()) neg_feats = encoder->encode(neg);
+    }
+
+    // One drift problem per feature; the loss is summed over features.
+    torch::Tensor loss = torch::zeros({}, torch::TensorOptions().device(device));
+    StepLog log;
+    log.step = step;
+    log.temperatures = temps;
+    log.m_tau.assign(temps.size(), 0.0);
+    for (size_t j = 0; j < gen_feats.size(); ++j) {
+      DriftInputs in;
+      in.gen = as_problems(gen_feats[j].value);
+      in.pos = as_problems(pos_feats.at(j).value);
+      const int64_t L = gen_feats[j].value.size(1);
+      if (!neg_feats.empty()) {
+        in.neg = as_problems(neg_feats.at(j).value);
+        in.w_neg = w_neg.repeat_interleave(L, 0);
+      }
+      in.temperatures = temps;
+      DriftOutputs out;
+      {
+        torch::NoGradGuard no_grad;
+        DriftInputs frozen = in;
+        frozen.gen = in.gen.detach();
+        out = kernel.compute(canonicalize_drift_inputs(frozen), normalizer);
+      }
+      loss = loss + drift_loss(in.gen, out).mean();
+      auto m = out.m_tau.to(torch::kCPU, torch::kFloat64);
+      std::vector<double> mv(m.data_ptr<double>(), m.data_ptr<double>() + m.numel());
+      for (size_t t = 0; t < mv.size() && t < temps.size(); ++t)
+        log.m_tau[t] += mv[t] / static_cast<double>(gen_feats.size());
+      if (gen_feats.size() > 1) log.m_tau_per_feature.emplace_back(gen_feats[j].name, mv);
+    }
+
+    opt.zero_grad();
+    loss.backward();
+    log.loss = loss.item<double>();
+    log.grad_norm = grad_clip > 0
+                        ? torch::nn::utils::clip_grad_norm_(params, grad_clip)
+                        : torch::nn::utils::clip_grad_norm_(params, std::numeric_limits<double>::infinity());
+    log.lr = lr;
+    const bool finite = std::isfinite(log.loss) && all_finite(log.m_tau);
+    if (finite) {
+      opt.step();
+      ema.update(ema_decay(step, ema_rate));
+    }
+    log.seconds = since(t0);
+    if (!finite || step % log_every == 0 || step == steps) sink.on_step(log);
+    outcome.steps_done = step;
+    if (progress) progress(step, steps, log.m_tau);
+    if (!finite) {
+      outcome.status = "diverged";
+      outcome.error = absl::StrCat("step ", step, ": loss = ", log.loss, ", m_tau = [",
+                                   absl::StrJoin(log.m_tau, ", "), "] is not finite");
+      outcome.wall_time_s = since(t_start);
+      return outcome;
+    }
+
+    const bool last = step == steps;
+    const bool do_eval = last || (eval_every > 0 && step % eval_every == 0);
+    const bool do_samples = sample_every > 0 && (last || step % sample_every == 0);
+    if (do_eval || do_samples) {
+      auto xs = generate_eval();
+      if (do_eval) evaluate(step, xs);
+      if (do_samples) record_samples(step, xs);
+    }
+  }
+  outcome.status = "done";
+  outcome.wall_time_s = since(t_start);
+  return outcome;
+}
+
+}  // namespace drift::train

@@ -1,0 +1,61 @@
+// The training loop of one grid cell (SPEC.md sections 2, 5, 6, 7): a one-step
+// generator trained with the drifting loss, AdamW, warm-up + constant/cosine
+// learning rate, gradient clipping, EMA weights for evaluation.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "config/experiment.hpp"
+#include "runtime/registry.hpp"
+
+namespace drift::train {
+
+struct StepLog {
+  int64_t step = 0;
+  double loss = 0;
+  std::vector<double> m_tau;  // per temperature, averaged over features
+  std::vector<std::pair<std::string, std::vector<double>>> m_tau_per_feature;  // when > 1 feature
+  std::vector<double> temperatures;
+  double grad_norm = 0, lr = 0, seconds = 0;
+};
+
+struct EvalLog {
+  int64_t step = 0;
+  std::vector<std::pair<std::string, double>> values;  // metric name -> value (incl. *_floor)
+};
+
+// Receives everything a cell produces, in order.
+class CellSink {
+ public:
+  virtual ~CellSink() = default;
+  virtual void on_step(const StepLog& log) = 0;
+  virtual void on_eval(const EvalLog& log) = 0;
+  virtual void on_samples(int64_t step, const torch::Tensor& x, const torch::Tensor& labels) = 0;
+  virtual void on_real_samples(const torch::Tensor& x) = 0;
+};
+
+struct CellOutcome {
+  std::string status;  // "done", "diverged", "failed"
+  std::string error;   // one line, for diverged/failed
+  int64_t steps_done = 0;
+  double wall_time_s = 0;
+  std::string device;
+};
+
+// Called after each step: (step, steps, latest m_tau per temperature).
+using ProgressFn = std::function<void(int64_t, int64_t, const std::vector<double>&)>;
+
+// Builds the cell's components from the registry and trains. Errors while
+// building (bad dataset file, generator that refuses the data) come back as
+// status "failed" with the message; a NaN/inf loss or m_tau stops with
+// "diverged". Exceptions from the loop propagate to the caller.
+CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Registry& reg,
+                       CellSink& sink, const ProgressFn& progress = {});
+
+}  // namespace drift::train

@@ -1,0 +1,172 @@
+// The training loop of one cell: determinism, divergence, and that drifting
+// actually moves q onto p.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "config/experiment.hpp"
+#include "io/table.hpp"
+#include "test_util.hpp"
+#include "train/cell_file.hpp"
+#include "train/trainer.hpp"
+
+namespace {
+
+drift::config::ExperimentConfig make_cfg(const std::string& toml) {
+  auto exp = drift::config::parse_experiment(toml, "/tmp/test_train.toml");
+  EXPECT_TRUE(exp.ok()) << exp.status();
+  auto cfg = drift::config::resolve_cell(*exp, 0, drift::test::default_registry());
+  EXPECT_TRUE(cfg.ok()) << cfg.status();
+  return *cfg;
+}
+
+const char* kMlp = R"(
+[experiment]
+name = "t"
+seed = 7
+[data]
+dataset = "bimodal"
+[generator]
+plugin = "mlp"
+width = 32
+depth = 2
+[train]
+steps = 12
+n_gen = 64
+n_pos = 64
+lr = 0.002
+warmup = 2
+eval_every = 6
+sample_every = 6
+[eval]
+n_samples = 128
+)";
+
+double col(const drift::io::Table& t, size_t row, const std::string& name) {
+  return std::get<double>(t.at(row, name));
+}
+
+}  // namespace
+
+TEST(Train, SameSeedSameNumbersBitForBit) {
+  auto cfg = make_cfg(kMlp);
+  drift::train::CellRecorder a, b;
+  auto oa = drift::train::train_cell(cfg, drift::test::default_registry(), a);
+  auto ob = drift::train::train_cell(cfg, drift::test::default_registry(), b);
+  ASSERT_EQ(oa.status, "done") << oa.error;
+  ASSERT_EQ(ob.status, "done") << ob.error;
+  const auto& ta = a.train_table();
+  const auto& tb = b.train_table();
+  ASSERT_EQ(ta.rows(), 12u);
+  ASSERT_EQ(tb.rows(), 12u);
+  for (size_t r = 0; r < ta.rows(); ++r)
+    for (const auto& c : ta.columns()) {
+      if (c.name == "seconds") continue;
+      if (c.type == drift::io::Table::Type::Float) {
+        double x = col(ta, r, c.name), y = col(tb, r, c.name);
+        EXPECT_EQ(std::memcmp(&x, &y, sizeof x), 0) << c.name << " row " << r << ": " << x << " vs " << y;
+      }
+    }
+  ASSERT_EQ(a.eval_table().rows(), 2u);
+  EXPECT_EQ(col(a.eval_table(), 1, "mmd"), col(b.eval_table(), 1, "mmd"));
+
+  // A different seed gives different numbers.
+  auto cfg2 = make_cfg(std::string(kMlp).replace(std::string(kMlp).find("seed = 7"), 8, "seed = 8"));
+  drift::train::CellRecorder c;
+  ASSERT_EQ(drift::train::train_cell(cfg2, drift::test::default_registry(), c).status, "done");
+  EXPECT_NE(col(c.train_table(), 11, "loss"), col(ta, 11, "loss"));
+}
+
+TEST(Train, LogsEveryDocumentedColumn) {
+  auto cfg = make_cfg(kMlp);
+  drift::train::CellRecorder rec;
+  auto o = drift::train::train_cell(cfg, drift::test::default_registry(), rec);
+  ASSERT_EQ(o.status, "done");
+  for (const char* name : {"step", "loss", "m_tau_0.02", "m_tau_0.05", "m_tau_0.2", "grad_norm", "lr", "seconds"})
+    EXPECT_TRUE(rec.train_table().has_column(name)) << name;
+  // Warm-up: lr grows linearly over 2 steps, then stays at 0.002.
+  EXPECT_DOUBLE_EQ(col(rec.train_table(), 0, "lr"), 0.001);
+  EXPECT_DOUBLE_EQ(col(rec.train_table(), 5, "lr"), 0.002);
+  // The loss is the mean of V^2 with V a sum of 3 unit-RMS drifts: between 0 and
+  // 3^2 by Cauchy-Schwarz, and not small (SPEC 2.6: it is not a convergence signal).
+  for (size_t r = 0; r < rec.train_table().rows(); ++r) {
+    EXPECT_GT(col(rec.train_table(), r, "loss"), 1.0);
+    EXPECT_LE(col(rec.train_table(), r, "loss"), 9.0 + 1e-4);
+  }
+  for (const char* name : {"mmd", "mmd_floor", "energy", "energy_floor", "sliced_w", "sliced_w_floor"})
+    EXPECT_TRUE(rec.eval_table().has_column(name)) << name;
+  EXPECT_EQ(o.steps_done, 12);
+}
+
+TEST(Train, NonFiniteLossStopsTheCellAsDiverged) {
+  drift::runtime::Registry reg;
+  ASSERT_TRUE(reg.load_default_paths().ok());
+  ASSERT_TRUE(reg.load_file(std::string(DRIFT_TEST_PLUGIN_DIR) + "/nan_generator_plugin.so").ok());
+  auto exp = drift::config::parse_experiment(R"(
+[data]
+dataset = "bimodal"
+[generator]
+plugin = "nan_after"
+healthy_steps = 4
+[train]
+steps = 50
+n_gen = 32
+n_pos = 32
+[eval]
+n_samples = 32
+)", "/tmp/nan.toml");
+  ASSERT_TRUE(exp.ok()) << exp.status();
+  auto cfg = drift::config::resolve_cell(*exp, 0, reg);
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  drift::train::CellRecorder rec;
+  auto o = drift::train::train_cell(*cfg, reg, rec);
+  EXPECT_EQ(o.status, "diverged");
+  EXPECT_EQ(o.steps_done, 5);
+  EXPECT_NE(o.error.find("step 5"), std::string::npos) << o.error;
+  EXPECT_NE(o.error.find("not finite"), std::string::npos) << o.error;
+  // The offending step is logged.
+  const auto& t = rec.train_table();
+  ASSERT_GT(t.rows(), 0u);
+  EXPECT_EQ(std::get<int64_t>(t.at(t.rows() - 1, "step")), 5);
+  EXPECT_FALSE(std::isfinite(col(t, t.rows() - 1, "loss")));
+}
+
+TEST(Train, ParticlesBetweenTheModesReachBothModes) {
+  // The paper's Fig. 3 "between the modes" initialisation: particles start as a
+  // unit Gaussian at the origin, between the modes at (-2, 0) and (2, 0).
+  auto cfg = make_cfg(R"(
+[experiment]
+seed = 1
+[data]
+dataset = "bimodal"
+[generator]
+plugin = "particles"
+count = 256
+center = [0.0, 0.0]
+scale = 1.0
+[train]
+steps = 400
+n_gen = 256
+n_pos = 256
+lr = 0.05
+warmup = 0
+weight_decay = 0.0
+ema = 0.0
+eval_every = 400
+[eval]
+n_samples = 256
+metrics = ["mmd", "mode_share"]
+)");
+  drift::train::CellRecorder rec;
+  auto o = drift::train::train_cell(cfg, drift::test::default_registry(), rec);
+  ASSERT_EQ(o.status, "done") << o.error;
+  const auto& ev = rec.eval_table();
+  ASSERT_EQ(ev.rows(), 1u);
+  EXPECT_NEAR(col(ev, 0, "mode_share_0"), 0.5, 0.1);
+  EXPECT_NEAR(col(ev, 0, "mode_share_1"), 0.5, 0.1);
+  EXPECT_EQ(std::get<int64_t>(ev.at(0, "modes_covered")), 2);
+  EXPECT_LT(col(ev, 0, "mmd"), 5 * std::max(col(ev, 0, "mmd_floor"), 1e-3));
+  // m_tau falls along training (Fig. 4).
+  const auto& t = rec.train_table();
+  EXPECT_LT(col(t, t.rows() - 1, "m_tau_0.05"), 0.1 * col(t, 0, "m_tau_0.05"));
+}
