@@ -302,7 +302,7 @@ TEST(Config, OutOfRangeValues) {
   expect_has(error_of(std::string(kMinimal) + "[kernel]\ntemperatures = []\n"),
              {"[kernel]", "'temperatures' = []", "non-empty list of float > 0"});
   expect_has(error_of(std::string(kMinimal) + "[train]\nn_pos = 0\n"),
-             {"[train]", "'n_pos' = 0", "out of range", "int >= 1.0"});
+             {"[train]", "'n_pos' = 0", "out of range", "int >= 1"});
   expect_has(error_of(std::string(kMinimal) + "[train]\nema = 1.0\n"),
              {"[train]", "'ema' = 1.0", "< 1"});
   expect_has(error_of("[data]\ndataset = \"toy2d\"\nn_modes = 0\n[generator]\nplugin = \"mlp\"\n"),
@@ -485,7 +485,7 @@ TEST(ConfigSchema, EveryKeyDocumentedAndDefaultsValid) {
   }
   std::string md = drift::config::schema_markdown();
   EXPECT_NE(md.find("### [train]"), std::string::npos);
-  EXPECT_NE(md.find("| `n_pos` | int | `256` | a int >= 1.0 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| `n_pos` | int | `256` | an int >= 1 |"), std::string::npos) << md;
   EXPECT_NE(md.find("| `temperatures` | list of float | `[0.02, 0.05, 0.2]` |"), std::string::npos);
   EXPECT_NE(md.find("| `dataset` | string | required |"), std::string::npos);
 }

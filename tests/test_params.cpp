@@ -48,7 +48,7 @@ TEST(Params, OutOfRangeNamesKeyValueAndAllowed) {
 
   p = drift::validate_params(specs(), {{"n_pos", int64_t{0}}, {"path", std::string("x")}}, "w");
   ASSERT_FALSE(p.ok());
-  EXPECT_NE(std::string(p.status().message()).find("'n_pos' = 0 is out of range; expected a int >= 1"),
+  EXPECT_NE(std::string(p.status().message()).find("'n_pos' = 0 is out of range; expected an int >= 1"),
             std::string::npos) << p.status();
 }
 

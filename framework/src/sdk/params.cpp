@@ -140,11 +140,19 @@ std::string ParamSpec::describe_allowed() const {
     for (const auto& c : choices) q.push_back(quote(c));
     elem = "one of " + absl::StrJoin(q, ", ");
   } else if (et == ParamType::Int || et == ParamType::Float) {
-    if (std::isfinite(min)) conds.push_back((min_exclusive ? "> " : ">= ") + fmt_double(min));
-    if (std::isfinite(max)) conds.push_back((max_exclusive ? "< " : "<= ") + fmt_double(max));
+    // Int bounds print as integers ("an int >= 1"), float bounds as floats.
+    auto bound = [&](double v) {
+      return et == ParamType::Int && v == std::floor(v) ? std::to_string(static_cast<int64_t>(v))
+                                                        : fmt_double(v);
+    };
+    if (std::isfinite(min)) conds.push_back((min_exclusive ? "> " : ">= ") + bound(min));
+    if (std::isfinite(max)) conds.push_back((max_exclusive ? "< " : "<= ") + bound(max));
     if (!conds.empty()) elem += " " + absl::StrJoin(conds, " and ");
   }
-  if (!is_list(type)) return (choices.empty() ? "a " : "") + elem;
+  if (!is_list(type)) {
+    if (!choices.empty()) return elem;
+    return (et == ParamType::Int ? "an " : "a ") + elem;
+  }
   std::string items;
   if (min_items > 0 && max_items == std::numeric_limits<int64_t>::max())
     items = min_items == 1 ? "non-empty " : absl::StrCat("at least ", min_items, "-item ");

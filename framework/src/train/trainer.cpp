@@ -309,7 +309,8 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
 
     const bool last = step == steps;
     const bool do_eval = last || (eval_every > 0 && step % eval_every == 0);
-    const bool do_samples = sample_every > 0 && (last || step % sample_every == 0);
+    // sample_every = 0: samples after the last step only.
+    const bool do_samples = last || (sample_every > 0 && step % sample_every == 0);
     if (do_eval || do_samples) {
       auto xs = generate_eval();
       if (do_eval) evaluate(step, xs);
