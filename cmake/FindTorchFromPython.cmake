@@ -1,14 +1,16 @@
 # Locates LibTorch inside a Python environment's PyTorch through
 # torch.utils.cmake_prefix_path. DRIFT_PYTHON picks the interpreter; the default
-# is the project's own venv (created by scripts/setup.sh).
-if(NOT Torch_DIR)
-  if(NOT DRIFT_PYTHON)
-    if(EXISTS "${CMAKE_SOURCE_DIR}/.venv/bin/python")
-      set(DRIFT_PYTHON "${CMAKE_SOURCE_DIR}/.venv/bin/python")
-    else()
-      find_program(DRIFT_PYTHON NAMES python3 python)
-    endif()
+# is the project's own venv (created by scripts/setup.sh). drift-report runs
+# with the same interpreter.
+if(NOT DRIFT_PYTHON)
+  if(EXISTS "${CMAKE_SOURCE_DIR}/.venv/bin/python")
+    set(_drift_py "${CMAKE_SOURCE_DIR}/.venv/bin/python")
+  else()
+    find_program(_drift_py NAMES python3 python)
   endif()
+  set(DRIFT_PYTHON "${_drift_py}" CACHE FILEPATH "Python with PyTorch (LibTorch) and h5py/pandas/matplotlib")
+endif()
+if(NOT Torch_DIR)
   execute_process(
     COMMAND "${DRIFT_PYTHON}" -c "import torch.utils; print(torch.utils.cmake_prefix_path)"
     OUTPUT_VARIABLE _drift_torch_prefix OUTPUT_STRIP_TRAILING_WHITESPACE

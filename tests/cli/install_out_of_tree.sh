@@ -10,7 +10,8 @@ prefix=$tmp/prefix
 
 "$CMAKE" --install "$DRIFT_BINARY_DIR" --prefix "$prefix" > "$tmp/install.log"
 for f in bin/drift-run bin/drift-field include/drift/sdk.hpp lib/cmake/drift/driftConfig.cmake \
-         lib/drift/plugins/kernel_laplace.so lib/drift/plugins/normalizer_feature_drift.so; do
+         lib/drift/plugins/kernel_laplace.so lib/drift/plugins/normalizer_feature_drift.so \
+         bin/drift-report share/drift/drift_report.py; do
   [ -e "$prefix/$f" ] || { echo "FAIL: $f not installed"; exit 1; }
 done
 
