@@ -1,10 +1,12 @@
 #include "sweep/merge.hpp"
 
 #include <hdf5.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <ctime>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -15,12 +17,15 @@
 #include "io/table.hpp"
 
 namespace drift::sweep {
-namespace fs = std::filesystem;
+// POSIX calls instead of std::filesystem: libtorch.so exports its own copies
+// of std::filesystem functions (see tests/scratch_dir.hpp).
 
 std::string cells_dir_for(const std::string& output) {
-  fs::path p(output);
-  if (p.extension() == ".h5") p.replace_extension("");
-  return p.string() + ".cells";
+  std::string p = output;
+  const auto slash = p.rfind('/');
+  const size_t base = slash == std::string::npos ? 0 : slash + 1;
+  if (p.size() > base + 3 && p.compare(p.size() - 3, 3, ".h5") == 0) p.resize(p.size() - 3);
+  return p + ".cells";
 }
 
 std::string cell_file_path(const std::string& cells_dir, size_t cell) {
@@ -28,7 +33,7 @@ std::string cell_file_path(const std::string& cells_dir, size_t cell) {
 }
 
 std::string finished_status(const std::string& cell_path, const config::ExperimentConfig& cfg) {
-  if (!fs::exists(cell_path)) return "";
+  if (::access(cell_path.c_str(), F_OK) != 0) return "";
   auto f = io::H5File::open_read(cell_path);
   if (!f.ok()) return "";
   auto toml = f->read_string_attr("cell", "config_toml");
@@ -53,12 +58,46 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
+// mkdir -p
+void make_dirs(const std::string& path) {
+  for (size_t pos = path.find('/', 1); ; pos = path.find('/', pos + 1)) {
+    ::mkdir(path.substr(0, pos).c_str(), 0755);
+    if (pos == std::string::npos) break;
+  }
+}
+
+// A 1-D attribute of variable-length UTF-8 strings (io::H5File writes scalars
+// and numeric lists only).
+absl::Status set_string_list_attr(io::H5File& f, const std::string& name, const std::vector<std::string>& values) {
+  std::vector<const char*> ptrs;
+  for (const auto& v : values) ptrs.push_back(v.c_str());
+  hid_t type = H5Tcopy(H5T_C_S1);
+  H5Tset_size(type, H5T_VARIABLE);
+  H5Tset_cset(type, H5T_CSET_UTF8);
+  hsize_t dims[1] = {values.size()};
+  hid_t space = H5Screate_simple(1, dims, nullptr);
+  hid_t attr = H5Acreate2(static_cast<hid_t>(f.native_id()), name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t rc = attr < 0 ? -1 : (values.empty() ? 0 : H5Awrite(attr, type, ptrs.data()));
+  if (attr >= 0) H5Aclose(attr);
+  H5Sclose(space);
+  H5Tclose(type);
+  if (rc < 0) return absl::InternalError(absl::StrCat("cannot write the attribute /", name));
+  return absl::OkStatus();
+}
+
 // Summary value of a grid value: numbers stay numbers, the rest is TOML text.
 io::Cell summary_cell(const ParamValue& v) {
   if (auto* i = std::get_if<int64_t>(&v)) return *i;
   if (auto* d = std::get_if<double>(&v)) return *d;
   if (auto* s = std::get_if<std::string>(&v)) return *s;
   return format_param_value(v);
+}
+
+// final_<metric> columns are float64 (NaN for a cell without evaluations),
+// integer metrics (modes_covered) included.
+io::Cell as_float(const io::Cell& c) {
+  if (auto* i = std::get_if<int64_t>(&c)) return static_cast<double>(*i);
+  return c;
 }
 
 }  // namespace
@@ -68,15 +107,12 @@ absl::Status write_experiment_file(const std::string& output, const config::Expe
                                    const std::string& cells_dir) {
   if (cells.empty()) return absl::InvalidArgumentError("no cells");
   const auto& first = cells.front();
-  std::error_code ec;
-  auto parent = fs::path(output).parent_path();
-  if (!parent.empty()) fs::create_directories(parent, ec);
+  const auto slash = output.rfind('/');
+  if (slash != std::string::npos && slash > 0) make_dirs(output.substr(0, slash));
 
   return io::write_h5_atomically(output, [&](io::H5File& f) -> absl::Status {
     std::vector<std::string> grid_keys;
     for (const auto& a : exp.grid) grid_keys.push_back(a.key);
-    std::string keys_joined;
-    for (const auto& k : grid_keys) absl::StrAppend(&keys_joined, keys_joined.empty() ? "" : ", ", k);
     for (auto st : {f.set_attr("/", "experiment_name", first.name),
                     f.set_attr("/", "experiment_file", exp.path),
                     f.set_attr("/", "experiment_toml", read_text(exp.path)),
@@ -84,7 +120,7 @@ absl::Status write_experiment_file(const std::string& output, const config::Expe
                     f.set_attr("/", "torch_version", DRIFT_TORCH_VERSION),
                     f.set_attr("/", "created", now_iso8601()),
                     f.set_attr("/", "n_cells", static_cast<int64_t>(cells.size())),
-                    f.set_attr("/", "grid_keys", keys_joined)})
+                    set_string_list_attr(f, "grid_keys", grid_keys)})
       if (!st.ok()) return st;
     if (auto st = f.create_group("cells"); !st.ok()) return st;
 
@@ -118,7 +154,7 @@ absl::Status write_experiment_file(const std::string& output, const config::Expe
         auto ev = io::read_table(*src, "cell/eval");
         if (ev.ok() && ev->rows() > 0)
           for (const auto& col : ev->columns())
-            if (col.name != "step") summary.set("final_" + col.name, ev->at(ev->rows() - 1, col.name));
+            if (col.name != "step") summary.set("final_" + col.name, as_float(ev->at(ev->rows() - 1, col.name)));
       }
       if (src->is_dataset("cell/train")) {
         auto tr = io::read_table(*src, "cell/train");

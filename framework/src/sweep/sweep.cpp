@@ -1,8 +1,12 @@
 #include "sweep/sweep.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,7 +17,6 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -32,7 +35,6 @@
 #include "train/trainer.hpp"
 
 namespace drift::sweep {
-namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 absl::StatusOr<std::vector<size_t>> parse_cell_list(const std::string& spec, size_t n) {
@@ -43,10 +45,12 @@ absl::StatusOr<std::vector<size_t>> parse_cell_list(const std::string& spec, siz
     bool ok = (ab.size() == 1 && absl::SimpleAtoi(ab[0], &a) && (b = a, true)) ||
               (ab.size() == 2 && absl::SimpleAtoi(ab[0], &a) && absl::SimpleAtoi(ab[1], &b));
     if (!ok || a > b)
-      return absl::InvalidArgumentError(absl::StrCat("--cells: '", part, "' is not a cell index or range (e.g. 3 or 0,2-5)"));
+      return absl::InvalidArgumentError(absl::StrCat("--cells: '", part,
+                                                     "' is not a cell index or range (e.g. 3 or 0,2-5; the grid has ",
+                                                     n, n == 1 ? " cell: 0)" : " cells: 0-", n == 1 ? "" : absl::StrCat(n - 1, ")")));
     if (b >= n)
       return absl::InvalidArgumentError(absl::StrCat("--cells: cell ", b, " does not exist (the grid has ", n,
-                                                     " cells: 0-", n - 1, ")"));
+                                                     n == 1 ? " cell: 0)" : " cells: 0-", n == 1 ? "" : absl::StrCat(n - 1, ")")));
     for (uint64_t i = a; i <= b; ++i)
       if (std::find(out.begin(), out.end(), i) == out.end()) out.push_back(i);
   }
@@ -125,6 +129,55 @@ void parse_progress(Running& r) {
   }
 }
 
+
+// "SIGABRT" for 6, where the C library can name it.
+std::string signal_name(int sig) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  if (const char* abbrev = sigabbrev_np(sig)) return absl::StrCat("SIG", abbrev);
+#endif
+  return absl::StrCat("signal ", sig);
+}
+
+// mkdir -p (POSIX: libtorch.so exports its own std::filesystem copies, see
+// tests/scratch_dir.hpp).
+bool make_dirs(const std::string& path) {
+  std::string cur;
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    absl::StrAppend(&cur, part, "/");
+    if (part.empty() || part == ".") continue;
+    if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) return false;
+  }
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string dir_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+std::string base_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Removes what an earlier, killed run left behind in `dir`: temporary files
+// "<prefix>*.tmp-<pid>" of atomic writes that never got renamed. Called with
+// the sweep lock held, so no other sweep of this experiment is writing them.
+void remove_stale_temporaries(const std::string& dir, const std::string& prefix) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    auto pos = name.rfind(".tmp-");
+    if (pos == std::string::npos || name.compare(0, prefix.size(), prefix) != 0) continue;
+    std::string pid = name.substr(pos + 5);
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    ::unlink((dir + "/" + name).c_str());
+  }
+  ::closedir(d);
+}
+
 }  // namespace
 
 int run_cell_worker(const std::string& file, size_t cell, const std::string& out_path, int threads) {
@@ -154,16 +207,23 @@ int run_cell_worker(const std::string& file, size_t cell, const std::string& out
     std::fflush(stdout);
   };
   train::CellOutcome outcome;
+  std::string stderr_tail;  // what this worker itself reports on stderr
   try {
     outcome = train::train_cell(cfg, reg, rec, progress);
   } catch (const std::exception& e) {
     outcome.status = "failed";
     std::string what = e.what();
     outcome.error = what.substr(0, what.find('\n'));
-    std::cerr << "drift-run: cell " << cell << ": " << what << "\n";
+    outcome.wall_time_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    stderr_tail = absl::StrCat("drift-run: cell ", cell, ": ", what, "\n");
+    std::cerr << stderr_tail;
   }
-  if (outcome.status == "failed") std::cerr << "drift-run: cell " << cell << " failed: " << outcome.error << "\n";
-  auto st = train::write_cell_file(out_path, cfg, outcome, &rec, "");
+  if (outcome.status == "failed") {
+    std::string line = absl::StrCat("drift-run: cell ", cell, " failed: ", outcome.error, "\n");
+    absl::StrAppend(&stderr_tail, line);
+    std::cerr << line;
+  }
+  auto st = train::write_cell_file(out_path, cfg, outcome, &rec, stderr_tail);
   if (!st.ok()) {
     std::cerr << "drift-run: " << st.message() << "\n";
     return 1;
@@ -193,29 +253,46 @@ int run_sweep(const SweepOptions& opt) {
   }
   const std::string output = cells.front().output;
   const std::string cells_dir = cells_dir_for(output);
-  std::error_code ec;
-  fs::create_directories(cells_dir, ec);
-  if (ec) {
-    std::cerr << "drift-run: cannot create " << cells_dir << ": " << ec.message() << "\n";
+  if (!make_dirs(cells_dir)) {
+    std::cerr << "drift-run: cannot create " << cells_dir << ": " << std::strerror(errno) << "\n";
     return 1;
   }
 
+  // One sweep per experiment file at a time: a second one would run the same
+  // cells again and race on their files. The kernel drops the lock when this
+  // process dies, however it dies (O_CLOEXEC: the cells do not inherit it).
+  const std::string lock_path = cells_dir + "/.lock";
+  const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    std::cerr << "drift-run: " << output << " is being written by another drift-run of this experiment"
+              << " (lock " << lock_path << " is held)\n";
+    return 1;
+  }
+  // Leftovers of a run that was killed mid-write (kill -9, power loss).
+  remove_stale_temporaries(cells_dir, "");
+  remove_stale_temporaries(dir_of(output), base_of(output) + ".tmp-");
+
   std::deque<size_t> pending;
-  int n_done = 0, n_failed = 0, n_skipped = 0;
+  int n_done = 0, n_failed = 0, n_diverged = 0, n_skipped = 0, n_skipped_diverged = 0;
   for (size_t i : selected) {
     std::string path = cell_file_path(cells_dir, i);
     std::string status = finished_status(path, cells[i]);
     if (!opt.restart && (status == "done" || status == "diverged")) {
       ++n_skipped;
+      if (status == "diverged") ++n_skipped_diverged;
       continue;
     }
     pending.push_back(i);
   }
 
+  // Default: as many cells at once as fit the cores, LibTorch's threads divided
+  // among them; [experiment] threads, when set, is each cell's share.
   const int cores = std::max(1u, std::thread::hardware_concurrency());
-  int jobs = opt.jobs > 0 ? opt.jobs : std::min<int>(cores, std::max<size_t>(pending.size(), 1));
-  jobs = std::max(1, jobs);
-  const int threads_per_cell = std::max(1, cores / jobs);
+  const int64_t cfg_threads = cells.front().threads;
+  int jobs = opt.jobs > 0 ? opt.jobs
+                          : std::max(1, cfg_threads > 0 ? cores / static_cast<int>(cfg_threads) : cores);
+  jobs = std::max(1, std::min<int>(jobs, std::max<size_t>(pending.size(), 1)));
+  const int threads_per_cell = cfg_threads > 0 ? static_cast<int>(cfg_threads) : std::max(1, cores / jobs);
   const bool tty = isatty(STDOUT_FILENO);
   std::cout << "drift-run: " << exp.path << ": " << cells.size() << " cells, " << selected.size()
             << " selected, " << n_skipped << " already finished, " << pending.size() << " to run ("
@@ -225,19 +302,23 @@ int run_sweep(const SweepOptions& opt) {
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a closed pipe of a dead cell must not end the sweep
 
   std::map<pid_t, Running> running;
   int drawn_lines = 0;
-  int exit_code = 0;
   auto t_sweep = Clock::now();
 
+  bool merge_failed = false;
   auto merge = [&]() {
     auto st = write_experiment_file(output, exp, cells, cells_dir);
-    if (!st.ok()) std::cerr << "drift-run: " << st.message() << "\n";
+    if (!st.ok()) {
+      std::cerr << "drift-run: " << st.message() << "\n";
+      merge_failed = true;
+    }
   };
-  if (n_skipped > 0 && !fs::exists(output)) merge();
+  // Cells that finished after the last rebuild of a killed run are merged now.
+  if (n_skipped > 0) merge();
 
   auto redraw = [&]() {
     if (!tty) return;
@@ -252,7 +333,7 @@ int run_sweep(const SweepOptions& opt) {
       ++drawn_lines;
     }
     absl::StrAppend(&s, "\x1b[2K", absl::StrFormat("  cells: %d done, %d failed, %d running, %d left  (%s)\n",
-                                                   n_done, n_failed, static_cast<int>(running.size()),
+                                                   n_done, n_failed + n_diverged, static_cast<int>(running.size()),
                                                    static_cast<int>(pending.size()),
                                                    fmt_duration(std::chrono::duration<double>(Clock::now() - t_sweep).count())));
     ++drawn_lines;
@@ -266,31 +347,49 @@ int run_sweep(const SweepOptions& opt) {
     std::cout << line << "\n" << std::flush;
   };
 
+  const pid_t parent_pid = ::getpid();
   auto start_cell = [&](size_t cell) {
     Running r;
     r.cell = cell;
     r.stderr_path = cell_file_path(cells_dir, cell) + ".stderr";
     r.tmp_out = cell_file_path(cells_dir, cell);
     r.start = Clock::now();
-    std::error_code rm_ec;
-    fs::remove(r.tmp_out, rm_ec);  // an unfinished or outdated file of this cell
+    // An unfinished, failed or outdated file of this cell: whatever file is
+    // there when the child exits is then the child's own.
+    ::unlink(r.tmp_out.c_str());
+    // Everything the child needs is prepared before fork(): between fork and
+    // exec only async-signal-safe calls (LibTorch may have started threads).
+    const std::string cell_s = std::to_string(cell), thr = std::to_string(threads_per_cell);
+    std::vector<const char*> argv = {opt.self_exe.c_str(), "--cell-worker", opt.file.c_str(), "--cell",
+                                     cell_s.c_str(), "--cell-out", r.tmp_out.c_str(), "--threads",
+                                     thr.c_str(), nullptr};
     int pipefd[2];
-    if (pipe(pipefd) != 0) return false;
+    if (pipe2(pipefd, O_CLOEXEC) != 0) return false;
     pid_t pid = fork();
-    if (pid < 0) return false;
-    if (pid == 0) {
-      setpgid(0, 0);
-      signal(SIGINT, SIG_DFL);
-      signal(SIGTERM, SIG_DFL);
-      dup2(pipefd[1], STDOUT_FILENO);
-      int errfd = open(r.stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (errfd >= 0) dup2(errfd, STDERR_FILENO);
+    if (pid < 0) {
       close(pipefd[0]);
       close(pipefd[1]);
-      std::string cell_s = std::to_string(cell), thr = std::to_string(threads_per_cell);
-      execl(opt.self_exe.c_str(), opt.self_exe.c_str(), "--cell-worker", opt.file.c_str(), "--cell",
-            cell_s.c_str(), "--cell-out", r.tmp_out.c_str(), "--threads", thr.c_str(), (char*)nullptr);
-      std::fprintf(stderr, "exec %s failed: %s\n", opt.self_exe.c_str(), std::strerror(errno));
+      return false;
+    }
+    if (pid == 0) {
+      // Its own process group: a Ctrl-C on the terminal reaches the sweep
+      // only, which then stops the cells (SIGTERM) and keeps what finished.
+      setpgid(0, 0);
+      // Dies with the sweep, even after kill -9 of the sweep, so that no
+      // orphan keeps computing a cell that the next run starts again.
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (getppid() != parent_pid) _exit(128 + SIGTERM);  // the sweep died before prctl
+      signal(SIGINT, SIG_DFL);
+      signal(SIGTERM, SIG_DFL);
+      signal(SIGHUP, SIG_DFL);
+      signal(SIGPIPE, SIG_DFL);
+      dup2(pipefd[1], STDOUT_FILENO);
+      int errfd = open(r.stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (errfd >= 0) dup2(errfd, STDERR_FILENO);
+      execv(argv[0], const_cast<char* const*>(argv.data()));
+      const char msg[] = "drift-run: cannot execute the cell worker\n";
+      ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+      (void)ignored;
       _exit(127);
     }
     close(pipefd[1]);
@@ -304,27 +403,26 @@ int run_sweep(const SweepOptions& opt) {
   auto finish_cell = [&](Running& r, int wstatus) {
     const auto& cfg = cells[r.cell];
     std::string cell_path = cell_file_path(cells_dir, r.cell);
+    // The file was removed before the child started: if there is one for this
+    // configuration, the child wrote it (atomically), whatever happened after.
     std::string status = finished_status(cell_path, cfg);
     double wall = std::chrono::duration<double>(Clock::now() - r.start).count();
-    bool clean_exit = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
-    if (status.empty() || !clean_exit) {
+    if (status.empty()) {
       // The worker died before writing its file (crash, abort, OOM kill, ...).
       train::CellOutcome o;
       o.status = "failed";
+      std::string tail = tail_of_file(r.stderr_path, 20);
       if (WIFSIGNALED(wstatus)) {
         int sig = WTERMSIG(wstatus);
-        o.error = absl::StrCat("killed by signal ", sig, " (", strsignal(sig), ")",
-                               sig == SIGKILL ? "; out of memory?" : "");
+        o.error = absl::StrCat("cell process killed by signal ", sig, " (", signal_name(sig), ": ",
+                               strsignal(sig), ") after step ", r.step,
+                               sig == SIGKILL ? ": out of memory (or killed by hand)?" : "");
       } else {
-        o.error = absl::StrCat("exited with status ", WEXITSTATUS(wstatus));
-      }
-      std::string tail = tail_of_file(r.stderr_path, 20);
-      if (!tail.empty() && WIFEXITED(wstatus)) {
-        // Prefer the worker's own last error line.
-        auto lines = absl::StrSplit(tail, '\n', absl::SkipEmpty());
+        o.error = absl::StrCat("cell process exited with status ", WEXITSTATUS(wstatus), " after step ", r.step);
+        // With the worker's own last error line.
         std::string last_line;
-        for (absl::string_view l : lines) last_line = std::string(l);
-        if (!last_line.empty()) o.error = last_line;
+        for (absl::string_view l : absl::StrSplit(tail, '\n', absl::SkipWhitespace())) last_line = std::string(l);
+        if (!last_line.empty()) absl::StrAppend(&o.error, ": ", last_line);
       }
       o.steps_done = r.step;
       o.wall_time_s = wall;
@@ -332,10 +430,11 @@ int run_sweep(const SweepOptions& opt) {
       if (!st.ok()) std::cerr << "drift-run: " << st.message() << "\n";
       status = "failed";
     }
-    std::error_code e2;
     if (status == "done") {
       ++n_done;
-      fs::remove(r.stderr_path, e2);
+      ::unlink(r.stderr_path.c_str());
+    } else if (status == "diverged") {
+      ++n_diverged;
     } else {
       ++n_failed;
     }
@@ -352,62 +451,87 @@ int run_sweep(const SweepOptions& opt) {
     merge();
   };
 
+  auto drain = [](Running& r) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(r.out_fd, buf, sizeof buf)) > 0) r.buffer.append(buf, n);
+    parse_progress(r);
+  };
+  auto reap = [&](pid_t pid, int wstatus) {
+    auto it = running.find(pid);
+    if (it == running.end()) return;
+    drain(it->second);
+    close(it->second.out_fd);
+    Running r = std::move(it->second);
+    running.erase(it);
+    finish_cell(r, wstatus);
+  };
+
   while ((!pending.empty() || !running.empty())) {
     if (g_stop_signal) break;
     while (!pending.empty() && static_cast<int>(running.size()) < jobs) {
       size_t c = pending.front();
       pending.pop_front();
       if (!start_cell(c)) {
-        std::cerr << "drift-run: cannot start a process for cell " << c << "\n";
+        std::cerr << "drift-run: cannot start a process for cell " << c << ": " << std::strerror(errno) << "\n";
         ++n_failed;
       }
     }
     std::vector<pollfd> fds;
     for (auto& [pid, r] : running) fds.push_back({r.out_fd, POLLIN, 0});
     poll(fds.data(), fds.size(), 200);
-    for (auto& [pid, r] : running) {
-      char buf[4096];
-      ssize_t n;
-      while ((n = read(r.out_fd, buf, sizeof buf)) > 0) r.buffer.append(buf, n);
-      parse_progress(r);
-    }
+    for (auto& [pid, r] : running) drain(r);
     int wstatus;
     pid_t pid;
-    while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
-      auto it = running.find(pid);
-      if (it == running.end()) continue;
-      char buf[4096];
-      ssize_t n;
-      while ((n = read(it->second.out_fd, buf, sizeof buf)) > 0) it->second.buffer.append(buf, n);
-      parse_progress(it->second);
-      close(it->second.out_fd);
-      Running r = std::move(it->second);
-      running.erase(it);
-      finish_cell(r, wstatus);
-    }
+    while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) reap(pid, wstatus);
     redraw();
   }
 
   if (g_stop_signal) {
     int sig = g_stop_signal;
-    for (auto& [pid, r] : running) kill(-pid, SIGTERM), kill(pid, SIGTERM);
-    for (auto& [pid, r] : running) {
-      int ws;
-      waitpid(pid, &ws, 0);
-      close(r.out_fd);
-      std::error_code e2;
-      fs::remove(r.stderr_path, e2);
+    // Stop the running cells (SIGKILL after 5 s for one that does not stop);
+    // a cell that finishes meanwhile is kept.
+    for (auto& [pid, r] : running) kill(pid, SIGTERM);
+    auto deadline = Clock::now() + std::chrono::seconds(5);
+    while (!running.empty()) {
+      int wstatus;
+      pid_t pid = waitpid(-1, &wstatus, WNOHANG);
+      if (pid > 0) {
+        auto it = running.find(pid);
+        if (it == running.end()) continue;
+        Running& r = it->second;
+        close(r.out_fd);
+        const std::string cell_path = cell_file_path(cells_dir, r.cell);
+        if (!finished_status(cell_path, cells[r.cell]).empty()) {
+          Running done = std::move(r);
+          running.erase(it);
+          finish_cell(done, wstatus);
+          continue;
+        }
+        ::unlink(r.stderr_path.c_str());
+        ::unlink(absl::StrCat(cell_path, ".tmp-", pid).c_str());  // the child's half-written file, if any
+        running.erase(it);
+        continue;
+      }
+      if (Clock::now() > deadline) {
+        for (auto& [p, r] : running) kill(p, SIGKILL);
+        deadline = Clock::now() + std::chrono::hours(1);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    print_line(absl::StrCat("drift-run: interrupted by signal ", sig, " (", strsignal(sig), "); ",
-                            n_done, " cells finished are kept in ", output, "; run the same command to continue"));
+    remove_stale_temporaries(cells_dir, "");
     merge();
+    print_line(absl::StrCat("drift-run: interrupted by signal ", sig, " (", signal_name(sig), "); ", n_done,
+                            " cells finished in this run, all finished cells are kept in ", output,
+                            "; run the same command to continue"));
     return 128 + sig;
   }
+  merge();
   if (tty) redraw();
-  print_line(absl::StrFormat("drift-run: %d done, %d failed or diverged, %d skipped -> %s", n_done, n_failed,
-                             n_skipped, output));
-  if (n_failed > 0) exit_code = 1;
-  return exit_code;
+  print_line(absl::StrFormat("drift-run: %d done, %d failed, %d diverged, %d skipped (already finished) -> %s",
+                             n_done, n_failed, n_diverged, n_skipped, output));
+  // 0 only when every selected cell is done (a skipped diverged cell is not).
+  return (n_failed > 0 || n_diverged > 0 || n_skipped_diverged > 0 || merge_failed) ? 1 : 0;
 }
 
 }  // namespace drift::sweep
