@@ -8,11 +8,19 @@
 //
 // Memory: O(B * Cg * T) for the distance/affinity matrices (T = Cg + Cn + Cp);
 // the [B, Cg, T, S] difference tensor is never materialised.
+//
+// Parameter `impl`: "fused" (default) computes the same field with the fused
+// CPU kernel of laplace_fused.cpp; inputs it does not handle (a non-CPU device,
+// a dtype other than float32/float64) fall back to this plain code. "plain"
+// always runs the plain code below.
 #include <drift/sdk.hpp>
+
+#include "laplace_fused.hpp"
 
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace {
@@ -24,8 +32,20 @@ constexpr double kMinAffinity = 1e-6;         // step 5: A = sqrt(max(. * ., 1e-
 
 class LaplaceKernel : public drift::DriftKernel {
  public:
+  explicit LaplaceKernel(bool fused) : fused_(fused) {}
+
   drift::DriftOutputs compute(const drift::DriftInputs& in,
                               const drift::Normalizer& norm) const override {
+    if (fused_ && drift::laplace::fused_supports(in))
+      return drift::laplace::compute_fused(in, norm);
+    return compute_plain(in, norm);
+  }
+
+ private:
+  bool fused_;
+
+  drift::DriftOutputs compute_plain(const drift::DriftInputs& in,
+                                    const drift::Normalizer& norm) const {
     torch::NoGradGuard no_grad;  // the framework already does this; be safe when called directly
     const int64_t Cg = in.gen.size(1);
     const int64_t Cn = in.neg.size(1);
@@ -118,9 +138,20 @@ class LaplaceKernel : public drift::DriftKernel {
 DRIFT_PLUGIN("kernel_laplace", r) {
   r.add_kernel("laplace",
                "default drift field (SPEC 2): Laplace kernel exp(-d/tau), softmax over targets "
-               "and samples, all temperatures summed; reference implementation in LibTorch ops",
-               {},
-               [](const drift::Params&) -> absl::StatusOr<std::unique_ptr<drift::DriftKernel>> {
-                 return std::make_unique<LaplaceKernel>();
+               "and samples, all temperatures summed (fused CPU kernel, or the plain LibTorch "
+               "reference)",
+               {drift::ParamSpec::String("impl", "fused",
+                                         "\"fused\": fused CPU kernel (float32/float64 on the CPU; "
+                                         "other inputs use \"plain\"); \"plain\": reference "
+                                         "implementation in LibTorch ops")
+                    .one_of({"fused", "plain"})},
+               [](const drift::Params& p) -> absl::StatusOr<std::unique_ptr<drift::DriftKernel>> {
+                 // Params normally come validated (defaults filled in); callers that
+                 // pass an empty Params get the default.
+                 const std::string impl = p.has("impl") ? p.get_string("impl") : "fused";
+                 if (impl != "fused" && impl != "plain")
+                   return absl::InvalidArgumentError("laplace: impl must be one of \"fused\", "
+                                                     "\"plain\", got \"" + impl + "\"");
+                 return std::make_unique<LaplaceKernel>(impl == "fused");
                });
 }

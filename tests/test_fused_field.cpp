@@ -1,0 +1,328 @@
+// Kernel "laplace": the fused CPU implementation (impl = "fused", the default)
+// against the plain LibTorch reference (impl = "plain") on many random shapes
+// and extreme regimes, against every golden case, and the `impl` parameter.
+//
+// Tolerances (relative, ||a - b|| / ||b||): float64 1e-9; float32 1e-4, where
+// the float32 fused result is compared with the plain result computed in
+// float64 from the same (float32) inputs — i.e. the error the fused float32
+// pipeline itself adds — and also with the plain float32 result.
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "drift/field.hpp"
+#include "field/field_io.hpp"
+#include "io/h5.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using drift::DriftInputs;
+using drift::DriftOutputs;
+
+drift::Params impl_params(const std::string& impl) {
+  return drift::Params({{"impl", drift::ParamValue(impl)}});
+}
+
+DriftOutputs compute(const DriftInputs& raw, const std::string& impl,
+                     const std::string& normalizer = "feature_drift") {
+  auto& reg = drift::test::default_registry();
+  auto k = reg.make_kernel("laplace", impl_params(impl));
+  auto n = reg.make_normalizer(normalizer, {});
+  if (!k.ok() || !n.ok()) throw std::runtime_error("cannot make kernel/normalizer");
+  const auto in = drift::canonicalize_drift_inputs(raw);
+  torch::NoGradGuard ng;
+  return (*k)->compute(in, **n);
+}
+
+double rel_err(const torch::Tensor& out, const torch::Tensor& ref) {
+  auto o = out.detach().to(torch::kFloat64).reshape(-1);
+  auto r = ref.detach().to(torch::kFloat64).reshape(-1);
+  const double denom = r.norm().item<double>();
+  const double num = (o - r).norm().item<double>();
+  return denom > 0 ? num / denom : num;
+}
+
+DriftInputs to_dtype(const DriftInputs& in, torch::ScalarType dt) {
+  DriftInputs o = in;
+  for (torch::Tensor* t : {&o.gen, &o.pos, &o.neg, &o.w_gen, &o.w_pos, &o.w_neg})
+    if (t->defined()) *t = t->to(dt);
+  return o;
+}
+
+struct Case {
+  std::string name;
+  int64_t B, Cg, Cp, Cn, S;
+  std::vector<double> temps = {0.02, 0.05, 0.2};
+  enum Weights { kOnes, kRandom, kSomeZero, kAllZeroGen } weights = kRandom;
+  double coord = 1.0;   // spread of the samples
+  double offset = 0.0;  // common offset added to every coordinate
+  bool collapsed = false;
+  bool far_apart = false;
+};
+
+std::vector<Case> cases() {
+  std::vector<Case> c = {
+      {"small", 2, 5, 4, 3, 3},
+      {"no_neg", 3, 7, 6, 0, 4},
+      {"cg1", 2, 1, 5, 2, 3},
+      {"cg2", 2, 2, 3, 0, 2},
+      {"cg1_no_neg_cp1", 1, 1, 1, 0, 1},
+      {"b1_s2_w1_like", 1, 64, 64, 0, 2},
+      {"s1", 4, 9, 8, 3, 1},
+      {"s2", 2, 17, 13, 5, 2},
+      {"s2048", 2, 9, 7, 3, 2048},
+      {"s1000_b1", 1, 33, 31, 0, 1000},
+      {"w2_like", 8, 64, 64, 16, 128},
+      {"odd_sizes", 3, 13, 11, 7, 37},
+      {"rows_not_multiple_of_4", 2, 6, 3, 1, 16},
+      {"cols_over_64", 2, 40, 50, 9, 5},
+      {"single_temp", 2, 10, 9, 4, 8, {0.05}},
+      {"tau_1e-3", 2, 12, 10, 3, 6, {1e-3}},
+      {"tau_1e-3_mixed", 3, 8, 8, 2, 4, {1e-3, 0.02, 0.2}},
+      {"many_temps", 2, 11, 9, 3, 5, {0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0}},
+  };
+  Case k;
+  k = {"ones", 3, 10, 9, 4, 6}; k.weights = Case::kOnes; c.push_back(k);
+  k = {"some_zero_weights", 3, 10, 9, 4, 6}; k.weights = Case::kSomeZero; c.push_back(k);
+  k = {"zero_gen_weights", 2, 10, 9, 4, 6}; k.weights = Case::kAllZeroGen; c.push_back(k);
+  k = {"collapsed", 2, 16, 12, 4, 3}; k.collapsed = true; c.push_back(k);
+  k = {"collapsed_s64", 1, 32, 8, 0, 64}; k.collapsed = true; c.push_back(k);
+  k = {"far_apart", 2, 6, 5, 3, 4}; k.far_apart = true; c.push_back(k);
+  k = {"far_apart_tau_1e-3", 2, 6, 5, 3, 4, {1e-3}}; k.far_apart = true; c.push_back(k);
+  k = {"coords_1e-3", 2, 10, 9, 4, 6}; k.coord = 1e-3; c.push_back(k);
+  k = {"coords_1e3", 2, 10, 9, 4, 6}; k.coord = 1e3; c.push_back(k);
+  k = {"offset_1e3", 2, 10, 9, 4, 6}; k.offset = 1e3; c.push_back(k);
+  k = {"offset_1e3_s256", 2, 12, 12, 0, 256}; k.offset = 1e3; c.push_back(k);
+  k = {"coords_1e-3_tau_1e-3", 1, 8, 8, 0, 3, {1e-3}}; k.coord = 1e-3; c.push_back(k);
+  return c;
+}
+
+DriftInputs make_inputs(const Case& c, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto o = torch::TensorOptions().dtype(torch::kFloat64);
+  DriftInputs in;
+  in.gen = torch::randn({c.B, c.Cg, c.S}, o);
+  in.pos = torch::randn({c.B, c.Cp, c.S}, o) + 0.7;
+  in.neg = torch::randn({c.B, c.Cn, c.S}, o) - 0.4;
+  if (c.collapsed) in.gen = torch::randn({c.B, 1, c.S}, o) + 1e-6 * in.gen;
+  if (c.far_apart) {
+    // every sample far from every other: all exp(logits) underflow
+    in.gen = in.gen + 1e4 * torch::arange(c.Cg, o).reshape({1, c.Cg, 1});
+    in.pos = in.pos - 1e4 * (1 + torch::arange(c.Cp, o)).reshape({1, c.Cp, 1});
+    in.neg = in.neg + 1e4 * (c.Cg + torch::arange(c.Cn, o)).reshape({1, c.Cn, 1});
+  }
+  in.gen = in.gen * c.coord + c.offset;
+  in.pos = in.pos * c.coord + c.offset;
+  in.neg = in.neg * c.coord + c.offset;
+  switch (c.weights) {
+    case Case::kOnes:
+      break;  // undefined: all ones
+    case Case::kRandom:
+      in.w_gen = torch::rand({c.B, c.Cg}, o) + 0.5;
+      in.w_pos = torch::rand({c.B, c.Cp}, o) + 0.5;
+      in.w_neg = torch::rand({c.B, c.Cn}, o) * 3.0;
+      break;
+    case Case::kSomeZero:
+      in.w_gen = (torch::rand({c.B, c.Cg}, o) > 0.3).to(torch::kFloat64);
+      in.w_pos = torch::rand({c.B, c.Cp}, o) * (torch::rand({c.B, c.Cp}, o) > 0.3);
+      in.w_neg = torch::rand({c.B, c.Cn}, o) * (torch::rand({c.B, c.Cn}, o) > 0.5);
+      break;
+    case Case::kAllZeroGen:
+      in.w_gen = torch::zeros({c.B, c.Cg}, o);
+      in.w_pos = torch::rand({c.B, c.Cp}, o) + 0.5;
+      in.w_neg = torch::rand({c.B, c.Cn}, o) + 0.5;
+      break;
+  }
+  in.temperatures = c.temps;
+  return in;
+}
+
+std::map<std::string, torch::Tensor> fields(const DriftOutputs& o) {
+  return {{"V", o.V}, {"goal", o.goal}, {"m_tau", o.m_tau}, {"scale", o.scale},
+          {"coord_scale", o.coord_scale}};
+}
+
+bool all_finite(const DriftOutputs& o) {
+  for (const auto& [name, t] : fields(o))
+    if (!t.defined() || !torch::isfinite(t).all().item<bool>()) return false;
+  return true;
+}
+
+// Worst relative error of `got` against `ref` over all outputs; checks shapes/dtypes.
+double worst_err(const DriftOutputs& got, const DriftOutputs& ref, torch::ScalarType dt,
+                 const std::string& where) {
+  double worst = 0;
+  const auto g = fields(got), r = fields(ref);
+  for (const auto& [name, t] : g) {
+    EXPECT_EQ(t.scalar_type(), dt) << where << " " << name;
+    EXPECT_EQ(t.sizes(), r.at(name).sizes()) << where << " " << name;
+    const double e = rel_err(t, r.at(name));
+    EXPECT_FALSE(std::isnan(e)) << where << " " << name;
+    worst = std::max(worst, e);
+  }
+  return worst;
+}
+
+void compare_on_cases(const std::string& normalizer) {
+  double worst64 = 0, worst32 = 0, worst32_vs_plain32 = 0, plain32_vs_plain64 = 0;
+  uint64_t seed = 100;
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    const DriftInputs in64 = make_inputs(c, seed++);
+    const DriftInputs in32 = to_dtype(in64, torch::kFloat32);
+
+    const DriftOutputs f64 = compute(in64, "fused", normalizer);
+    const DriftOutputs p64 = compute(in64, "plain", normalizer);
+    ASSERT_TRUE(all_finite(f64)) << c.name;
+    ASSERT_TRUE(all_finite(p64)) << c.name;
+    const double e64 = worst_err(f64, p64, torch::kFloat64, c.name + " float64");
+    EXPECT_LE(e64, 1e-9) << c.name << " float64";
+
+    // float32: against the exact answer for the same float32 inputs.
+    const DriftOutputs f32 = compute(in32, "fused", normalizer);
+    const DriftOutputs p32 = compute(in32, "plain", normalizer);
+    const DriftOutputs p32_64 = compute(to_dtype(in32, torch::kFloat64), "plain", normalizer);
+    ASSERT_TRUE(all_finite(f32)) << c.name;
+    const double e32 = worst_err(f32, p32_64, torch::kFloat32, c.name + " float32");
+    EXPECT_LE(e32, 1e-4) << c.name << " float32 fused vs exact";
+    const double e32p = worst_err(f32, p32, torch::kFloat32, c.name + " float32 vs plain32");
+    const double ep = worst_err(p32, p32_64, torch::kFloat32, c.name + " plain32");
+    std::cout << "[fused " << normalizer << "] " << c.name << ": f64 " << e64 << "  f32 " << e32
+              << "  (f32 vs plain f32 " << e32p << ", plain f32 " << ep << ")\n";
+    worst64 = std::max(worst64, e64);
+    worst32 = std::max(worst32, e32);
+    worst32_vs_plain32 = std::max(worst32_vs_plain32, e32p);
+    plain32_vs_plain64 = std::max(plain32_vs_plain64, ep);
+  }
+  std::cout << "[fused " << normalizer << "] " << cases().size()
+            << " cases: max relative error float64 " << worst64 << ", float32 " << worst32
+            << " (fused f32 vs plain f32: " << worst32_vs_plain32
+            << "; plain f32 itself: " << plain32_vs_plain64 << ")\n";
+  ::testing::Test::RecordProperty("max_relative_error_f64", std::to_string(worst64));
+  ::testing::Test::RecordProperty("max_relative_error_f32", std::to_string(worst32));
+}
+
+TEST(FusedField, MatchesPlainOnRandomShapesFeatureDrift) { compare_on_cases("feature_drift"); }
+TEST(FusedField, MatchesPlainOnRandomShapesNoNormalizer) { compare_on_cases("none"); }
+
+// Thread count does not change the result (every cross-unit sum is serial).
+TEST(FusedField, ResultDoesNotDependOnThreadCount) {
+  Case c{"threads", 3, 37, 20, 5, 33};
+  const DriftInputs in = make_inputs(c, 7);
+  const int before = at::get_num_threads();
+  at::set_num_threads(1);
+  const DriftOutputs a = compute(in, "fused");
+  at::set_num_threads(std::max(2, before));
+  const DriftOutputs b = compute(in, "fused");
+  at::set_num_threads(before);
+  for (const auto& [name, t] : fields(a)) EXPECT_TRUE(torch::equal(t, fields(b).at(name))) << name;
+}
+
+// ---------------------------------------------------------------- golden cases
+
+std::vector<std::string> golden_cases() {
+  namespace fs = std::filesystem;
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(drift::test::shared_dir()) / "golden", ec))
+    if (e.path().extension() == ".h5") out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void run_golden(const std::string& impl, torch::ScalarType dtype, double tol) {
+  DRIFT_REQUIRE_SHARED();
+  const auto paths = golden_cases();
+  ASSERT_FALSE(paths.empty());
+  auto& reg = drift::test::default_registry();
+  auto kernel = reg.make_kernel("laplace", impl_params(impl));
+  ASSERT_TRUE(kernel.ok()) << kernel.status();
+  auto norm = reg.make_normalizer("feature_drift", {});
+  ASSERT_TRUE(norm.ok()) << norm.status();
+  double worst = 0;
+  for (const auto& path : paths) {
+    SCOPED_TRACE(path);
+    auto raw = drift::field::read_field_inputs(path, dtype);
+    ASSERT_TRUE(raw.ok()) << raw.status();
+    const auto in = drift::canonicalize_drift_inputs(*raw);
+    drift::DriftOutputs out;
+    torch::Tensor loss;
+    {
+      torch::NoGradGuard ng;
+      out = (*kernel)->compute(in, **norm);
+      loss = drift::drift_loss(in.gen, out);
+    }
+    auto file = drift::io::H5File::open_read(path);
+    ASSERT_TRUE(file.ok()) << file.status();
+    const std::vector<std::pair<std::string, torch::Tensor>> got = {
+        {"goal", out.goal}, {"V", out.V}, {"loss", loss}, {"scale", out.scale},
+        {"loss_per_temperature", out.m_tau}};
+    for (const auto& [name, t] : got) {
+      auto ref = file->read_as("expected/" + name, torch::kFloat64);
+      ASSERT_TRUE(ref.ok()) << ref.status();
+      ASSERT_EQ(t.sizes(), ref->sizes()) << name;
+      EXPECT_EQ(t.scalar_type(), dtype) << name;
+      const double e = rel_err(t, *ref);
+      worst = std::max(worst, e);
+      EXPECT_LE(e, tol) << path << ": '" << name << "' relative error " << e;
+    }
+  }
+  std::cout << "[golden " << impl << "] " << paths.size() << " cases, "
+            << (dtype == torch::kFloat32 ? "float32" : "float64") << ": max relative error "
+            << worst << " (tolerance " << tol << ")\n";
+  ::testing::Test::RecordProperty("max_relative_error", std::to_string(worst));
+}
+
+TEST(FusedField, GoldenFusedFloat64Within1e9) { run_golden("fused", torch::kFloat64, 1e-9); }
+TEST(FusedField, GoldenFusedFloat32Within1e4) { run_golden("fused", torch::kFloat32, 1e-4); }
+TEST(FusedField, GoldenPlainFloat64Within1e9) { run_golden("plain", torch::kFloat64, 1e-9); }
+TEST(FusedField, GoldenPlainFloat32Within1e4) { run_golden("plain", torch::kFloat32, 1e-4); }
+
+// ---------------------------------------------------------------- parameter
+
+TEST(FusedField, ImplParameterIsValidated) {
+  auto& reg = drift::test::default_registry();
+  using drift::ComponentKind;
+  auto def = reg.validate(ComponentKind::Kernel, "laplace", {}, "test");
+  ASSERT_TRUE(def.ok()) << def.status();
+  EXPECT_EQ(def->get_string("impl"), "fused");
+  for (const std::string ok : {"fused", "plain"}) {
+    auto p = reg.validate(ComponentKind::Kernel, "laplace", {{"impl", drift::ParamValue(ok)}},
+                          "test");
+    ASSERT_TRUE(p.ok()) << p.status();
+    EXPECT_TRUE(reg.make_kernel("laplace", *p).ok());
+  }
+  auto bad = reg.validate(ComponentKind::Kernel, "laplace",
+                          {{"impl", drift::ParamValue(std::string("bogus"))}}, "test");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(std::string(bad.status().message()).find("impl"), std::string::npos)
+      << bad.status();
+  // The factory refuses it too when handed unvalidated parameters.
+  EXPECT_FALSE(reg.make_kernel("laplace", impl_params("bogus")).ok());
+}
+
+// Inputs the fused kernel does not handle (here bfloat16) go to the plain code:
+// the same result, or the same refusal where LibTorch's CPU ops lack the dtype.
+TEST(FusedField, UnsupportedDtypeFallsBackToPlain) {
+  Case c{"bf16", 2, 6, 5, 2, 4};
+  const DriftInputs in = to_dtype(make_inputs(c, 3), torch::kBFloat16);
+  DriftOutputs p;
+  try {
+    p = compute(in, "plain");
+  } catch (const std::exception& e) {
+    EXPECT_ANY_THROW(compute(in, "fused")) << "plain refused bfloat16 (" << e.what() << ")";
+    return;
+  }
+  const DriftOutputs f = compute(in, "fused");
+  for (const auto& [name, t] : fields(f)) EXPECT_TRUE(torch::equal(t, fields(p).at(name))) << name;
+}
+
+}  // namespace
