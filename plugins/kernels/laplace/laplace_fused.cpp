@@ -56,6 +56,7 @@ constexpr int kRowBlock = 4;     // distance tile rows
 constexpr int kColBlock = 16;    // distance tile columns (Tp is a multiple of it)
 constexpr int64_t kSChunk = 128; // coordinates summed in the compute dtype before double
 constexpr int64_t kLseCols = 64; // columns per unit in the column passes
+constexpr int kLanes = 16;       // partial sums of the row reductions
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define DRIFT_MULTIVERSION \
@@ -197,8 +198,15 @@ DRIFT_ALWAYS_INLINE void row_lse_impl(const T* dn, int64_t Tn, T rmin, const T* 
                                       int64_t n, T* lZ) {
   for (int64_t k = 0; k < n; ++k) {
     const T it = inv_tau[k];
+    // kLanes partial sums (a fixed order, so the loop vectorises without -ffast-math)
+    double part[kLanes] = {};
+    int64_t t = 0;
+    for (; t + kLanes <= Tn; t += kLanes)
+      for (int l = 0; l < kLanes; ++l)
+        part[l] += static_cast<double>(fast_exp((rmin - dn[t + l]) * it));
     double z = 0.0;
-    for (int64_t t = 0; t < Tn; ++t) z += static_cast<double>(fast_exp((rmin - dn[t]) * it));
+    for (int l = 0; l < kLanes; ++l) z += part[l];
+    for (; t < Tn; ++t) z += static_cast<double>(fast_exp((rmin - dn[t]) * it));
     lZ[k] = static_cast<T>(std::log(z));
   }
 }
@@ -247,27 +255,64 @@ DRIFT_MULTIVERSION void col_lse(const double* dn, int64_t Cg, int64_t Tp, int64_
 
 // ------------------------------------------------------------------ coefficients
 
+// A[t] = exp(0.5 max(logsm_t + logsm_i, log 1e-6)) * w[t] for t in [t0, t1); returns sum A.
+template <typename T>
+DRIFT_ALWAYS_INLINE double affinities(const T* dn, int64_t t0, int64_t t1, T rmin, T lZr,
+                                      const T* cmin, const T* lZc, T it, const T* w, T* A) {
+  const T log_floor = static_cast<T>(std::log(kMinAffinity));
+  double part[kLanes] = {};
+  int64_t t = t0;
+  for (; t + kLanes <= t1; t += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const int64_t u = t + l;
+      T a = ((rmin - dn[u]) + (cmin[u] - dn[u])) * it - (lZr + lZc[u]);
+      a = a < log_floor ? log_floor : a;
+      const T v = fast_exp(static_cast<T>(0.5) * a) * w[u];
+      A[u] = v;
+      part[l] += static_cast<double>(v);
+    }
+  double sum = 0.0;
+  for (int l = 0; l < kLanes; ++l) sum += part[l];
+  for (; t < t1; ++t) {
+    T a = ((rmin - dn[t]) + (cmin[t] - dn[t])) * it - (lZr + lZc[t]);
+    a = a < log_floor ? log_floor : a;
+    const T v = fast_exp(static_cast<T>(0.5) * a) * w[t];
+    A[t] = v;
+    sum += static_cast<double>(v);
+  }
+  return sum;
+}
+
+// K[t] *= f for t in [t0, t1); returns the sum of the new K[t].
+template <typename T>
+DRIFT_ALWAYS_INLINE double scale_sum(T* K, int64_t t0, int64_t t1, T f) {
+  double part[kLanes] = {};
+  int64_t t = t0;
+  for (; t + kLanes <= t1; t += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const T k = K[t + l] * f;
+      K[t + l] = k;
+      part[l] += static_cast<double>(k);
+    }
+  double sum = 0.0;
+  for (int l = 0; l < kLanes; ++l) sum += part[l];
+  for (; t < t1; ++t) {
+    const T k = K[t] * f;
+    K[t] = k;
+    sum += static_cast<double>(k);
+  }
+  return sum;
+}
+
 // One row of K for one temperature; returns rowsum(K) (double).
 template <typename T>
 DRIFT_ALWAYS_INLINE double k_row_impl(const T* dn, int64_t Tn, int64_t nneg, T rmin, T lZr,
                                       const T* cmin, const T* lZc, T it, const T* w, T* K) {
-  const T log_floor = static_cast<T>(std::log(kMinAffinity));
-  double s_neg = 0.0, s_pos = 0.0;
-  for (int64_t t = 0; t < Tn; ++t) {
-    T a = ((rmin - dn[t]) + (cmin[t] - dn[t])) * it - (lZr + lZc[t]);
-    a = a < log_floor ? log_floor : a;
-    const T A = fast_exp(static_cast<T>(0.5) * a) * w[t];
-    K[t] = A;
-    if (t < nneg) s_neg += static_cast<double>(A); else s_pos += static_cast<double>(A);
-  }
-  const T fn = static_cast<T>(-s_pos), fp = static_cast<T>(s_neg);
-  double rk = 0.0;
-  for (int64_t t = 0; t < Tn; ++t) {
-    const T k = K[t] * (t < nneg ? fn : fp);
-    K[t] = k;
-    rk += static_cast<double>(k);
-  }
-  return rk;
+  const double s_neg = affinities(dn, 0, nneg, rmin, lZr, cmin, lZc, it, w, K);
+  const double s_pos = affinities(dn, nneg, Tn, rmin, lZr, cmin, lZc, it, w, K);
+  // Kn = -An * rowsum(Ap), Kp = Ap * rowsum(An)
+  return scale_sum(K, 0, nneg, static_cast<T>(-s_pos)) +
+         scale_sum(K, nneg, Tn, static_cast<T>(s_neg));
 }
 DRIFT_MULTIVERSION double k_row(const float* dn, int64_t Tn, int64_t nneg, float rmin, float lZr,
                                 const float* cmin, const float* lZc, float it, const float* w,
