@@ -1,6 +1,6 @@
 // Steps per second of the toy training step: MLP 3x256 (noise 32), 256
 // generated, 256 positives (bimodal), 3 temperatures, laplace + feature_drift,
-// AdamW, grad clip, EMA. bench/compare_train_step.sh runs this and the same
+// AdamW, grad clip, EMA; with the fused (default) and the plain drift field. bench/compare_train_step.sh runs this and the same
 // step in PyTorch eager (bench/py/train_step.py) in one go and prints the ratio.
 #include <benchmark/benchmark.h>
 
@@ -21,13 +21,15 @@ class NullSink : public drift::train::CellSink {
 
 constexpr int kSteps = 100;
 
-void BM_ToyMlpTrainStep(benchmark::State& state) {
+void ToyMlpTrainStep(benchmark::State& state, const std::string& impl) {
   drift::runtime::Registry reg;
   if (auto st = reg.load_default_paths(); !st.ok()) {
     state.SkipWithError(std::string(st.message()).c_str());
     return;
   }
-  auto exp = drift::config::parse_experiment(R"(
+  auto exp = drift::config::parse_experiment(std::string(R"(
+[kernel]
+impl = ")") + impl + R"("
 [data]
 dataset = "bimodal"
 [generator]
@@ -58,7 +60,10 @@ metrics = []
   state.counters["steps_per_s"] =
       benchmark::Counter(static_cast<double>(kSteps) * state.iterations(), benchmark::Counter::kIsRate);
 }
+void BM_ToyMlpTrainStep(benchmark::State& state) { ToyMlpTrainStep(state, "fused"); }
+void BM_ToyMlpTrainStepPlainField(benchmark::State& state) { ToyMlpTrainStep(state, "plain"); }
 BENCHMARK(BM_ToyMlpTrainStep)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_ToyMlpTrainStepPlainField)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 
 }  // namespace
 
