@@ -21,15 +21,13 @@ class NullSink : public drift::train::CellSink {
 
 constexpr int kSteps = 100;
 
-void ToyMlpTrainStep(benchmark::State& state, const std::string& impl) {
+void ToyMlpTrainStep(benchmark::State& state, const std::string& kernel_section) {
   drift::runtime::Registry reg;
   if (auto st = reg.load_default_paths(); !st.ok()) {
     state.SkipWithError(std::string(st.message()).c_str());
     return;
   }
-  auto exp = drift::config::parse_experiment(std::string(R"(
-[kernel]
-impl = ")") + impl + R"("
+  auto exp = drift::config::parse_experiment(kernel_section + R"(
 [data]
 dataset = "bimodal"
 [generator]
@@ -47,6 +45,14 @@ sample_every = 0
 n_samples = 16
 metrics = []
 )", "bench.toml");
+  if (!exp.ok()) {
+    state.SkipWithError(std::string(exp.status().message()).c_str());
+    return;
+  }
+  if (auto st = drift::config::load_experiment_plugins(*exp, reg); !st.ok()) {
+    state.SkipWithError(std::string(st.message()).c_str());
+    return;
+  }
   auto cfg = drift::config::resolve_cell(*exp, 0, reg);
   if (!cfg.ok()) {
     state.SkipWithError(std::string(cfg.status().message()).c_str());
@@ -60,10 +66,21 @@ metrics = []
   state.counters["steps_per_s"] =
       benchmark::Counter(static_cast<double>(kSteps) * state.iterations(), benchmark::Counter::kIsRate);
 }
-void BM_ToyMlpTrainStep(benchmark::State& state) { ToyMlpTrainStep(state, "fused"); }
-void BM_ToyMlpTrainStepPlainField(benchmark::State& state) { ToyMlpTrainStep(state, "plain"); }
+void BM_ToyMlpTrainStep(benchmark::State& state) {
+  ToyMlpTrainStep(state, "[kernel]\nimpl = \"fused\"\n");
+}
+void BM_ToyMlpTrainStepPlainField(benchmark::State& state) {
+  ToyMlpTrainStep(state, "[kernel]\nimpl = \"plain\"\n");
+}
+// The same step with a drift kernel that costs nothing (the tests' toy_zero
+// kernel): what the generator, optimiser and data cost on their own.
+void BM_ToyMlpTrainStepZeroField(benchmark::State& state) {
+  ToyMlpTrainStep(state, "[plugins]\npaths = [\"" DRIFT_BINARY_DIR
+                         "/test_plugins/good_toy_plugin.so\"]\n[kernel]\nplugin = \"toy_zero\"\n");
+}
 BENCHMARK(BM_ToyMlpTrainStep)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 BENCHMARK(BM_ToyMlpTrainStepPlainField)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_ToyMlpTrainStepZeroField)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 
 }  // namespace
 

@@ -19,5 +19,8 @@ eager, mlp_ms = float(py["python_eager_steps_per_s"]), float(py["python_mlp_adam
 print(f"threads={sys.argv[3]}")
 print(f"  drift C++, fused field : {fused:8.1f} steps/s   {fused / eager:5.2f}x PyTorch eager")
 print(f"  drift C++, plain field : {plain:8.1f} steps/s   {plain / eager:5.2f}x PyTorch eager")
+zero = rate.get("BM_ToyMlpTrainStepZeroField")
+if zero:
+    print(f"  drift C++, zero field  : {zero:8.1f} steps/s   ({1000 / zero:.2f} ms/step: generator, optimiser, data only)")
 print(f"  PyTorch eager          : {eager:8.1f} steps/s   ({1000 / eager:.2f} ms/step, of which MLP+AdamW alone {mlp_ms:.2f} ms)")
 PY
