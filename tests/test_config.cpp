@@ -12,27 +12,12 @@
 #include "config/experiment.hpp"
 #include "config/schema.hpp"
 #include "runtime/registry.hpp"
+#include "scratch_dir.hpp"
 #include "test_util.hpp"
 
 namespace {
 namespace fs = std::filesystem;
 
-// A flat temporary directory removed when the test ends. (Not test_util's
-// temp_dir, and no std::filesystem::remove_all: in a process linked with
-// libtorch that call resolves to libtorch's broken copy and crashes.)
-struct TempDir {
-  std::string path;
-  explicit TempDir(const std::string& tag) {
-    std::string tmpl = (fs::temp_directory_path() / ("drift-cfg-" + tag + "-XXXXXX")).string();
-    if (mkdtemp(tmpl.data()) == nullptr) std::abort();
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(path, ec)) ::unlink(e.path().c_str());
-    ::rmdir(path.c_str());
-  }
-};
 
 using drift::ComponentInfo;
 using drift::ComponentKind;
@@ -258,8 +243,8 @@ TEST(Config, GridOverPluginSelection) {
 }
 
 TEST(Config, SyntaxErrorHasFileLineColumn) {
-  TempDir tmp("cfg-syntax");
-  const std::string& dir = tmp.path;
+  drift::test::ScratchDir tmp("cfg-syntax");
+  const std::string& dir = tmp.path();
   std::string p = write_file(dir, "bad.toml", "[train]\nsteps = 3\nlr = = 2\n");
   auto exp = drift::config::load_experiment(p);
   ASSERT_FALSE(exp.ok());
@@ -405,8 +390,8 @@ TEST(Config, PluginPathsRelativeToFileAndLoaded) {
              {"[plugins]", "'path'", "did you mean 'paths'?"});
 
   // A real plugin file, relative to the experiment's directory.
-  TempDir tmp("cfg-plugins");
-  const std::string& dir = tmp.path;
+  drift::test::ScratchDir tmp("cfg-plugins");
+  const std::string& dir = tmp.path();
   std::string rel = fs::relative(fs::path(DRIFT_TEST_PLUGIN_DIR) / "good_toy_plugin.so", dir).string();
   std::string p = write_file(dir, "toy.toml",
                              "[plugins]\npaths = [\"" + rel + "\"]\n" + kMinimal +

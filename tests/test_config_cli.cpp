@@ -7,27 +7,12 @@
 #include <unistd.h>
 
 #include "config/schema.hpp"
+#include "scratch_dir.hpp"
 #include "test_util.hpp"
 
 namespace {
 namespace fs = std::filesystem;
 
-// A flat temporary directory removed when the test ends. (Not test_util's
-// temp_dir, and no std::filesystem::remove_all: in a process linked with
-// libtorch that call resolves to libtorch's broken copy and crashes.)
-struct TempDir {
-  std::string path;
-  explicit TempDir(const std::string& tag) {
-    std::string tmpl = (fs::temp_directory_path() / ("drift-cfg-" + tag + "-XXXXXX")).string();
-    if (mkdtemp(tmpl.data()) == nullptr) std::abort();
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(path, ec)) ::unlink(e.path().c_str());
-    ::rmdir(path.c_str());
-  }
-};
 
 
 std::string drift_run() { return std::string(DRIFT_BINARY_DIR) + "/bin/drift-run"; }
@@ -68,8 +53,8 @@ TEST(DriftRunCli, UsageExitTwo) {
 }
 
 TEST(DriftRunCli, DryRunSyntaxErrorExitsNonZeroAndWritesNothing) {
-  TempDir tmp("cli-syntax");
-  const std::string& dir = tmp.path;
+  drift::test::ScratchDir tmp("cli-syntax");
+  const std::string& dir = tmp.path();
   std::string results = dir + "/out.h5";
   std::string p = write_file(dir, "bad.toml",
                              "[experiment]\noutput = \"" + results + "\"\n[train\nsteps = 3\n");
@@ -81,8 +66,8 @@ TEST(DriftRunCli, DryRunSyntaxErrorExitsNonZeroAndWritesNothing) {
 }
 
 TEST(DriftRunCli, DryRunValidationErrorsAreOneLine) {
-  TempDir tmp("cli-invalid");
-  const std::string& dir = tmp.path;
+  drift::test::ScratchDir tmp("cli-invalid");
+  const std::string& dir = tmp.path();
   struct Case { std::string text; std::vector<std::string> parts; };
   std::vector<Case> cases = {
       {"[trian]\nsteps = 1\n", {"unknown section [trian]", "did you mean [train]?"}},

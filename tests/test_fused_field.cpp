@@ -226,65 +226,7 @@ TEST(FusedField, ResultDoesNotDependOnThreadCount) {
   for (const auto& [name, t] : fields(a)) EXPECT_TRUE(torch::equal(t, fields(b).at(name))) << name;
 }
 
-// ---------------------------------------------------------------- golden cases
-
-std::vector<std::string> golden_cases() {
-  namespace fs = std::filesystem;
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(fs::path(drift::test::shared_dir()) / "golden", ec))
-    if (e.path().extension() == ".h5") out.push_back(e.path().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-void run_golden(const std::string& impl, torch::ScalarType dtype, double tol) {
-  DRIFT_REQUIRE_SHARED();
-  const auto paths = golden_cases();
-  ASSERT_FALSE(paths.empty());
-  auto& reg = drift::test::default_registry();
-  auto kernel = reg.make_kernel("laplace", impl_params(impl));
-  ASSERT_TRUE(kernel.ok()) << kernel.status();
-  auto norm = reg.make_normalizer("feature_drift", {});
-  ASSERT_TRUE(norm.ok()) << norm.status();
-  double worst = 0;
-  for (const auto& path : paths) {
-    SCOPED_TRACE(path);
-    auto raw = drift::field::read_field_inputs(path, dtype);
-    ASSERT_TRUE(raw.ok()) << raw.status();
-    const auto in = drift::canonicalize_drift_inputs(*raw);
-    drift::DriftOutputs out;
-    torch::Tensor loss;
-    {
-      torch::NoGradGuard ng;
-      out = (*kernel)->compute(in, **norm);
-      loss = drift::drift_loss(in.gen, out);
-    }
-    auto file = drift::io::H5File::open_read(path);
-    ASSERT_TRUE(file.ok()) << file.status();
-    const std::vector<std::pair<std::string, torch::Tensor>> got = {
-        {"goal", out.goal}, {"V", out.V}, {"loss", loss}, {"scale", out.scale},
-        {"loss_per_temperature", out.m_tau}};
-    for (const auto& [name, t] : got) {
-      auto ref = file->read_as("expected/" + name, torch::kFloat64);
-      ASSERT_TRUE(ref.ok()) << ref.status();
-      ASSERT_EQ(t.sizes(), ref->sizes()) << name;
-      EXPECT_EQ(t.scalar_type(), dtype) << name;
-      const double e = rel_err(t, *ref);
-      worst = std::max(worst, e);
-      EXPECT_LE(e, tol) << path << ": '" << name << "' relative error " << e;
-    }
-  }
-  std::cout << "[golden " << impl << "] " << paths.size() << " cases, "
-            << (dtype == torch::kFloat32 ? "float32" : "float64") << ": max relative error "
-            << worst << " (tolerance " << tol << ")\n";
-  ::testing::Test::RecordProperty("max_relative_error", std::to_string(worst));
-}
-
-TEST(FusedField, GoldenFusedFloat64Within1e9) { run_golden("fused", torch::kFloat64, 1e-9); }
-TEST(FusedField, GoldenFusedFloat32Within1e4) { run_golden("fused", torch::kFloat32, 1e-4); }
-TEST(FusedField, GoldenPlainFloat64Within1e9) { run_golden("plain", torch::kFloat64, 1e-9); }
-TEST(FusedField, GoldenPlainFloat32Within1e4) { run_golden("plain", torch::kFloat32, 1e-4); }
+// Golden cases for both implementations: tests/test_golden.cpp.
 
 // ---------------------------------------------------------------- parameter
 

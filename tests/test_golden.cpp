@@ -37,13 +37,16 @@ double rel_err(const torch::Tensor& out, const torch::Tensor& ref) {
   return denom > 0 ? num / denom : num;
 }
 
-void run_golden(torch::ScalarType dtype, double tol) {
+// Every golden case through kernel laplace (impl = "plain" or "fused") + feature_drift.
+void run_golden(const std::string& impl, torch::ScalarType dtype, double tol) {
   DRIFT_REQUIRE_SHARED();
   const auto cases = golden_cases();
   ASSERT_FALSE(cases.empty()) << "no *.h5 golden case in " << drift::test::shared_dir() << "/golden";
 
   auto& reg = drift::test::default_registry();
-  auto kernel = reg.make_kernel("laplace", {});
+  auto params = reg.validate(drift::ComponentKind::Kernel, "laplace", {{"impl", impl}}, "test");
+  ASSERT_TRUE(params.ok()) << params.status();
+  auto kernel = reg.make_kernel("laplace", *params);
   ASSERT_TRUE(kernel.ok()) << kernel.status();
   auto norm = reg.make_normalizer("feature_drift", {});
   ASSERT_TRUE(norm.ok()) << norm.status();
@@ -79,14 +82,16 @@ void run_golden(torch::ScalarType dtype, double tol) {
     }
     EXPECT_TRUE(torch::isfinite(out.V).all().item<bool>());
   }
-  std::cout << "[golden] " << cases.size() << " cases, "
+  std::cout << "[golden " << impl << "] " << cases.size() << " cases, "
             << (dtype == torch::kFloat32 ? "float32" : "float64")
             << " compute: max relative error " << worst << " (tolerance " << tol << ")\n";
   ::testing::Test::RecordProperty("max_relative_error", std::to_string(worst));
 }
 
-TEST(Golden, LaplaceFeatureDriftFloat64Within1e9) { run_golden(torch::kFloat64, 1e-9); }
-TEST(Golden, LaplaceFeatureDriftFloat32Within1e4) { run_golden(torch::kFloat32, 1e-4); }
+TEST(Golden, PlainFloat64Within1e9) { run_golden("plain", torch::kFloat64, 1e-9); }
+TEST(Golden, PlainFloat32Within1e4) { run_golden("plain", torch::kFloat32, 1e-4); }
+TEST(Golden, FusedFloat64Within1e9) { run_golden("fused", torch::kFloat64, 1e-9); }
+TEST(Golden, FusedFloat32Within1e4) { run_golden("fused", torch::kFloat32, 1e-4); }
 
 // The tool itself, end to end, on one case: its OUT.h5 must match the golden file.
 TEST(Golden, DriftFieldToolMatchesGolden) {
