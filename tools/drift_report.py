@@ -106,10 +106,10 @@ def grid_keys(f, summary):
     keys = attr(f, "grid_keys")
     if isinstance(keys, str):
         keys = [keys]
-    if keys:
+    if keys is not None:  # present, possibly empty (an experiment without [grid])
         return [k for k in keys if k in summary.columns]
     # No root attribute: every column that is neither fixed nor a metric.
-    fixed = {"cell", "status", "steps_done", "wall_time_s"}
+    fixed = {"cell", "status", "steps_done", "wall_time_s", "error"}
     return [c for c in summary.columns if c not in fixed and not c.startswith("final_")]
 
 

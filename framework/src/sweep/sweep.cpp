@@ -438,8 +438,9 @@ int run_sweep(const SweepOptions& opt) {
     } else {
       ++n_failed;
     }
-    std::string line = absl::StrFormat("cell %d %s in %s (%s)", r.cell, status, fmt_duration(wall),
-                                       train::grid_string(cfg));
+    const std::string grid = train::grid_string(cfg);
+    std::string line = absl::StrFormat("cell %d %s in %s", r.cell, status, fmt_duration(wall));
+    if (!grid.empty()) absl::StrAppend(&line, " (", grid, ")");
     if (status != "done") {
       auto f = io::H5File::open_read(cell_path);
       if (f.ok()) {
