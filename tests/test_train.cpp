@@ -170,3 +170,45 @@ metrics = ["mmd", "mode_share"]
   const auto& t = rec.train_table();
   EXPECT_LT(col(t, t.rows() - 1, "m_tau_0.05"), 0.1 * col(t, 0, "m_tau_0.05"));
 }
+
+TEST(Train, ClassConditionalWithGuidanceLearnsEachClass) {
+  // Labelled bimodal: class 0 is the mode at (-2, 0), class 1 the one at (2, 0).
+  // Two classes per step, CFG negatives (n_unc) weighted by alpha drawn in [1, 2].
+  auto cfg = make_cfg(R"(
+[experiment]
+seed = 3
+[data]
+dataset = "bimodal"
+labeled = true
+[generator]
+plugin = "mlp"
+width = 64
+depth = 2
+use_alpha = true
+[kernel]
+temperatures = [0.2, 0.5, 1.0]
+[train]
+steps = 300
+n_classes = 2
+n_gen = 64
+n_pos = 64
+n_unc = 16
+lr = 0.003
+warmup = 20
+ema = 0.0
+cfg_alpha_max = 2.0
+eval_every = 300
+[eval]
+n_samples = 256
+)");
+  drift::train::CellRecorder rec;
+  auto o = drift::train::train_cell(cfg, drift::test::default_registry(), rec);
+  ASSERT_EQ(o.status, "done") << o.error;
+  ASSERT_FALSE(rec.samples().empty());
+  const auto& [x, labels] = rec.samples().back().second;
+  ASSERT_TRUE(labels.defined());
+  auto mean0 = x.index({labels == 0}).mean(0);
+  auto mean1 = x.index({labels == 1}).mean(0);
+  EXPECT_LT(mean0[0].item<double>(), -1.5) << mean0;
+  EXPECT_GT(mean1[0].item<double>(), 1.5) << mean1;
+}

@@ -23,6 +23,10 @@ class CellRecorder : public CellSink {
 
   const io::Table& train_table() const { return train_; }
   const io::Table& eval_table() const { return eval_; }
+  // (step, (samples, labels)) in the order they were recorded.
+  const std::vector<std::pair<int64_t, std::pair<torch::Tensor, torch::Tensor>>>& samples() const {
+    return samples_;
+  }
 
  private:
   friend absl::Status write_cell_file(const std::string&, const config::ExperimentConfig&,
