@@ -417,6 +417,11 @@ int run_sweep(const SweepOptions& opt) {
         o.error = absl::StrCat("cell process killed by signal ", sig, " (", signal_name(sig), ": ",
                                strsignal(sig), ") after step ", r.step,
                                sig == SIGKILL ? ": out of memory (or killed by hand)?" : "");
+      } else if (WEXITSTATUS(wstatus) == 0 && access(cell_path.c_str(), F_OK) == 0) {
+        // The worker resolved the experiment differently from this process:
+        // the executable or a plugin changed on disk while the sweep ran.
+        o.error = absl::StrCat("cell process finished but wrote results for a different configuration "
+                               "(was drift-run or a plugin rebuilt during the sweep? run it again)");
       } else {
         o.error = absl::StrCat("cell process exited with status ", WEXITSTATUS(wstatus), " after step ", r.step);
         // With the worker's own last error line.
