@@ -27,28 +27,17 @@ constexpr const char* kUsage =
 
 // Default plugins, then the file's [plugins], then every cell. Prints the error.
 bool check(const std::string& file, drift::runtime::Registry& reg,
-           std::vector<drift::config::ExperimentConfig>* cells, drift::config::Experiment* exp) {
-  auto st = reg.load_default_paths();
-  if (!st.ok()) {
+           drift::config::CheckedExperiment* out) {
+  if (auto st = reg.load_default_paths(); !st.ok()) {
     std::cerr << "drift-run: " << st.message() << "\n";
     return false;
   }
-  auto loaded = drift::config::load_experiment(file);
-  if (!loaded.ok()) {
-    std::cerr << loaded.status().message() << "\n";
+  auto checked = drift::config::check_experiment_file(file, reg);
+  if (!checked.ok()) {
+    std::cerr << checked.status().message() << "\n";  // names the file
     return false;
   }
-  if (auto pst = drift::config::load_experiment_plugins(*loaded, reg); !pst.ok()) {
-    std::cerr << pst.message() << "\n";
-    return false;
-  }
-  auto resolved = drift::config::resolve_all(*loaded, reg);
-  if (!resolved.ok()) {
-    std::cerr << resolved.status().message() << "\n";
-    return false;
-  }
-  *cells = *std::move(resolved);
-  *exp = *std::move(loaded);
+  *out = *std::move(checked);
   return true;
 }
 
@@ -73,25 +62,23 @@ int main(int argc, char** argv) {
   }
   if (arg1 == "--dry-run" && argc == 3) {
     drift::runtime::Registry reg;
-    std::vector<drift::config::ExperimentConfig> cells;
-    drift::config::Experiment exp;
-    if (!check(argv[2], reg, &cells, &exp)) return 1;
-    std::cout << drift::config::format_dry_run(exp, cells);
+    drift::config::CheckedExperiment checked;
+    if (!check(argv[2], reg, &checked)) return 1;
+    std::cout << drift::config::format_dry_run(checked.exp, checked.cells);
     return 0;
   }
   if (arg1 == "--cell-worker") {
     // Internal: one cell in a child process of the sweep runner.
-    std::string file, out;
+    // drift-run --cell-worker FILE --cell I --cell-out PATH [--threads N]
+    std::string file = argc > 2 ? argv[2] : "", out;
     long cell = -1, threads = 0;
-    for (int i = 2; i + 1 < argc; i += 2) {
+    for (int i = 3; i + 1 < argc; i += 2) {
       std::string k = argv[i], v = argv[i + 1];
       if (k == "--cell") cell = std::stol(v);
       else if (k == "--cell-out") out = v;
       else if (k == "--threads") threads = std::stol(v);
-      else if (file.empty() && i == 2) { file = k; --i; }
     }
-    if (file.empty()) file = argv[2];
-    if (cell < 0 || out.empty()) {
+    if (file.empty() || cell < 0 || out.empty()) {
       std::cerr << kUsage;
       return 2;
     }

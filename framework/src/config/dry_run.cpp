@@ -8,12 +8,14 @@
 
 namespace drift::config {
 
-absl::StatusOr<std::vector<ExperimentConfig>> check_experiment_file(const std::string& path,
-                                                                    runtime::Registry& registry) {
+absl::StatusOr<CheckedExperiment> check_experiment_file(const std::string& path,
+                                                        runtime::Registry& registry) {
   auto exp = load_experiment(path);
   if (!exp.ok()) return exp.status();
   if (auto st = load_experiment_plugins(*exp, registry); !st.ok()) return st;
-  return resolve_all(*exp, registry);
+  auto cells = resolve_all(*exp, registry);
+  if (!cells.ok()) return cells.status();
+  return CheckedExperiment{*std::move(exp), *std::move(cells)};
 }
 
 std::string format_dry_run(const Experiment& exp, const std::vector<ExperimentConfig>& cells) {

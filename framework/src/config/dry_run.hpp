@@ -11,8 +11,12 @@ namespace drift::config {
 
 // Loads the file, loads its [plugins] paths into `registry`, and resolves every
 // grid cell. Nothing is written.
-absl::StatusOr<std::vector<ExperimentConfig>> check_experiment_file(const std::string& path,
-                                                                    runtime::Registry& registry);
+struct CheckedExperiment {
+  Experiment exp;
+  std::vector<ExperimentConfig> cells;
+};
+absl::StatusOr<CheckedExperiment> check_experiment_file(const std::string& path,
+                                                        runtime::Registry& registry);
 
 // The listing printed by --dry-run: a header line, then one line per cell with
 // its index, `key=value` for each grid key whose value differs between cells,

@@ -27,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "config/dry_run.hpp"
 #include "config/experiment.hpp"
 #include "runtime/registry.hpp"
 #include "runtime/threads.hpp"
@@ -64,19 +65,10 @@ namespace {
 volatile std::sig_atomic_t g_stop_signal = 0;
 void on_stop_signal(int sig) { g_stop_signal = sig; }
 
-struct Loaded {
-  config::Experiment exp;
-  std::vector<config::ExperimentConfig> cells;
-};
-
-absl::StatusOr<Loaded> load_all(const std::string& file, runtime::Registry& reg) {
-  auto exp = config::load_experiment(file);
-  if (!exp.ok()) return exp.status();
+// Default plugins, then the experiment file checked completely (config/dry_run.hpp).
+absl::StatusOr<config::CheckedExperiment> load_all(const std::string& file, runtime::Registry& reg) {
   if (auto st = reg.load_default_paths(); !st.ok()) return st;
-  if (auto st = config::load_experiment_plugins(*exp, reg); !st.ok()) return st;
-  auto cells = config::resolve_all(*exp, reg);
-  if (!cells.ok()) return cells.status();
-  return Loaded{*std::move(exp), *std::move(cells)};
+  return config::check_experiment_file(file, reg);
 }
 
 std::string tail_of_file(const std::string& path, size_t max_lines, size_t max_bytes = 4000) {
