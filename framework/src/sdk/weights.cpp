@@ -1,0 +1,140 @@
+// Weights files with a SHA-256 checksum beside them (drift/weights.hpp).
+#include "drift/weights.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include "absl/strings/str_cat.h"
+#include "drift/checksum.hpp"
+
+namespace drift {
+namespace {
+
+constexpr const char* kMetaKey = "drift_meta";
+
+bool file_exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::string base_name(const std::string& p) {
+  auto slash = p.find_last_of('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+std::string one_line(std::string s) {
+  auto nl = s.find('\n');
+  return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+std::map<std::string, std::vector<int64_t>> shapes_of(torch::nn::Module& m) {
+  std::map<std::string, std::vector<int64_t>> out;
+  for (const auto& p : m.named_parameters(true)) out[p.key()] = p.value().sizes().vec();
+  for (const auto& b : m.named_buffers(true)) out[b.key()] = b.value().sizes().vec();
+  return out;
+}
+
+}  // namespace
+
+std::string checksum_path(const std::string& weights) { return weights + ".sha256"; }
+
+// POSIX mkdir (see tests/scratch_dir.hpp for why the framework avoids
+// std::filesystem here).
+absl::Status make_parent_dirs(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos || slash == 0) return absl::OkStatus();
+  const std::string dir = path.substr(0, slash);
+  for (size_t i = 1; i <= dir.size(); ++i) {
+    if (i < dir.size() && dir[i] != '/') continue;
+    std::string part = dir.substr(0, i);
+    if (::mkdir(part.c_str(), 0777) != 0 && errno != EEXIST)
+      return absl::PermissionDeniedError(
+          absl::StrCat(path, ": cannot create directory ", part, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> save_weights(torch::nn::Module& m, const std::string& path,
+                                         const std::string& meta) {
+  if (auto st = make_parent_dirs(path); !st.ok()) return st;
+  const std::string tmp = absl::StrCat(path, ".tmp-", ::getpid());
+  try {
+    torch::serialize::OutputArchive archive;
+    m.save(archive);
+    archive.write(kMetaKey, c10::IValue(meta));
+    archive.save_to(tmp);
+  } catch (const std::exception& e) {
+    std::remove(tmp.c_str());
+    return absl::InternalError(absl::StrCat(path, ": cannot write weights: ", one_line(e.what())));
+  }
+  auto sha = sha256_file(tmp);
+  if (!sha.ok()) return sha.status();
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    return absl::InternalError(absl::StrCat(path, ": cannot rename ", tmp, ": ", std::strerror(errno)));
+  const std::string sum = checksum_path(path), sum_tmp = absl::StrCat(sum, ".tmp-", ::getpid());
+  {
+    std::ofstream f(sum_tmp);
+    f << *sha << "  " << base_name(path) << "\n";
+    if (!f) return absl::InternalError(absl::StrCat(sum, ": cannot write checksum file"));
+  }
+  if (std::rename(sum_tmp.c_str(), sum.c_str()) != 0)
+    return absl::InternalError(absl::StrCat(sum, ": cannot rename ", sum_tmp, ": ", std::strerror(errno)));
+  return *sha;
+}
+
+absl::Status load_weights(torch::nn::Module& m, const std::string& path,
+                          const std::string& expected_sha256, const std::string& expected_meta) {
+  if (!file_exists(path))
+    return absl::NotFoundError(absl::StrCat(path, ": weights file not found"));
+  std::string expected = expected_sha256;
+  if (expected.empty()) {
+    const std::string sum = checksum_path(path);
+    std::ifstream f(sum);
+    if (!f)
+      return absl::NotFoundError(absl::StrCat(sum, ": checksum file of ", path,
+                                              " not found (or give the SHA-256 as a parameter)"));
+    f >> expected;
+    if (expected.size() != 64)
+      return absl::DataLossError(
+          absl::StrCat(sum, ": expected \"<64 hex digits>  <file name>\", got \"", expected, "\""));
+  }
+  auto sha = sha256_file(path);
+  if (!sha.ok()) return sha.status();
+  if (*sha != expected)
+    return absl::DataLossError(absl::StrCat(path, ": SHA-256 is ", *sha, ", expected ", expected,
+                                            expected_sha256.empty() ? " (from " + checksum_path(path) + ")" : ""));
+  const auto want = shapes_of(m);
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    c10::IValue meta;
+    if (!archive.try_read(kMetaKey, meta) || !meta.isString())
+      return absl::DataLossError(absl::StrCat(path, ": no drift metadata (not a drift weights file)"));
+    if (meta.toStringRef() != expected_meta)
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, ": weights are for \"", meta.toStringRef(), "\", expected \"",
+                       expected_meta, "\""));
+    torch::NoGradGuard no_grad;
+    m.load(archive);
+  } catch (const std::exception& e) {
+    return absl::DataLossError(absl::StrCat(path, ": cannot load weights: ", one_line(e.what())));
+  }
+  for (const auto& [name, shape] : shapes_of(m))
+    if (want.at(name) != shape)
+      return absl::DataLossError(absl::StrCat(path, ": tensor '", name, "' has shape ",
+                                              c10::str(c10::IntArrayRef(shape)), ", expected ",
+                                              c10::str(c10::IntArrayRef(want.at(name)))));
+  return absl::OkStatus();
+}
+
+}  // namespace drift
