@@ -9,17 +9,25 @@
 // Memory: O(B * Cg * T) for the distance/affinity matrices (T = Cg + Cn + Cp);
 // the [B, Cg, T, S] difference tensor is never materialised.
 //
-// Parameter `impl`: "fused" (default) computes the same field with the fused
-// CPU kernel of laplace_fused.cpp; inputs it does not handle (a non-CPU device,
-// a dtype other than float32/float64) fall back to this plain code. "plain"
-// always runs the plain code below.
+// Parameter `impl` picks who computes the same field:
+//  - "auto" (default): the CUDA kernel (laplace_cuda.cu) for float32/float64
+//    inputs on a CUDA device, the fused CPU kernel (laplace_fused.cpp) for
+//    float32/float64 inputs on the CPU, this plain code for anything else (and
+//    for CUDA inputs when the plugin was built without CUDA, DRIFT_WITH_CUDA=OFF).
+//  - "fused": the fused CPU kernel; inputs it does not handle use the plain code.
+//  - "cuda": the CUDA kernel; refused when creating the kernel if this build has
+//    none, and a clear error (std::invalid_argument) for inputs it does not
+//    handle (CPU tensors, other dtypes, more than 32 temperatures).
+//  - "plain": always the plain code below.
 #include <drift/sdk.hpp>
 
+#include "laplace_cuda.hpp"
 #include "laplace_fused.hpp"
 
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -30,19 +38,49 @@ constexpr double kMinSquaredDistance = 1e-8;  // step 2: d = sqrt(max(||.||^2, 1
 constexpr double kSelfExclusion = 100.0;      // step 4: added to dn[b, i, i]
 constexpr double kMinAffinity = 1e-6;         // step 5: A = sqrt(max(. * ., 1e-6))
 
+#ifdef DRIFT_LAPLACE_CUDA
+constexpr bool kCudaBuilt = true;
+#else
+constexpr bool kCudaBuilt = false;
+#endif
+
+enum class Impl { kAuto, kFused, kCuda, kPlain };
+
 class LaplaceKernel : public drift::DriftKernel {
  public:
-  explicit LaplaceKernel(bool fused) : fused_(fused) {}
+  explicit LaplaceKernel(Impl impl) : impl_(impl) {}
 
   drift::DriftOutputs compute(const drift::DriftInputs& in,
                               const drift::Normalizer& norm) const override {
-    if (fused_ && drift::laplace::fused_supports(in))
-      return drift::laplace::compute_fused(in, norm);
+    switch (impl_) {
+      case Impl::kAuto:
+#ifdef DRIFT_LAPLACE_CUDA
+        if (drift::laplace::cuda_supports(in)) return drift::laplace::compute_cuda(in, norm);
+#endif
+        if (drift::laplace::fused_supports(in)) return drift::laplace::compute_fused(in, norm);
+        return compute_plain(in, norm);
+      case Impl::kFused:
+        if (drift::laplace::fused_supports(in)) return drift::laplace::compute_fused(in, norm);
+        return compute_plain(in, norm);
+      case Impl::kCuda:
+#ifdef DRIFT_LAPLACE_CUDA
+        return drift::laplace::compute_cuda(in, norm);  // throws on unsupported inputs
+#else
+        throw std::invalid_argument(kNoCuda);  // the factory refuses "cuda" already
+#endif
+      case Impl::kPlain:
+        break;
+    }
     return compute_plain(in, norm);
   }
 
+  static constexpr const char* kNoCuda =
+      "laplace: impl = \"cuda\" but this build of kernel_laplace has no CUDA kernel "
+      "(configured with DRIFT_WITH_CUDA=OFF, or no nvcc / CUDA LibTorch was found); "
+      "use impl = \"auto\"";
+
  private:
-  bool fused_;
+  Impl impl_;
 
   drift::DriftOutputs compute_plain(const drift::DriftInputs& in,
                                     const drift::Normalizer& norm) const {
@@ -138,20 +176,31 @@ class LaplaceKernel : public drift::DriftKernel {
 DRIFT_PLUGIN("kernel_laplace", r) {
   r.add_kernel("laplace",
                "default drift field (SPEC 2): Laplace kernel exp(-d/tau), softmax over targets "
-               "and samples, all temperatures summed (fused CPU kernel, or the plain LibTorch "
-               "reference)",
-               {drift::ParamSpec::String("impl", "fused",
-                                         "\"fused\": fused CPU kernel (float32/float64 on the CPU; "
-                                         "other inputs use \"plain\"); \"plain\": reference "
+               "and samples, all temperatures summed (CUDA kernel, fused CPU kernel, or the "
+               "plain LibTorch reference)",
+               {drift::ParamSpec::String("impl", "auto",
+                                         "\"auto\": CUDA kernel for CUDA tensors, fused CPU "
+                                         "kernel for CPU tensors (float32/float64; other inputs "
+                                         "use \"plain\"); \"fused\": fused CPU kernel; "
+                                         "\"cuda\": CUDA kernel only (error elsewhere, and in "
+                                         "builds without CUDA); \"plain\": reference "
                                          "implementation in LibTorch ops")
-                    .one_of({"fused", "plain"})},
+                    .one_of({"auto", "fused", "cuda", "plain"})},
                [](const drift::Params& p) -> absl::StatusOr<std::unique_ptr<drift::DriftKernel>> {
                  // Params normally come validated (defaults filled in); callers that
                  // pass an empty Params get the default.
-                 const std::string impl = p.has("impl") ? p.get_string("impl") : "fused";
-                 if (impl != "fused" && impl != "plain")
-                   return absl::InvalidArgumentError("laplace: impl must be one of \"fused\", "
-                                                     "\"plain\", got \"" + impl + "\"");
-                 return std::make_unique<LaplaceKernel>(impl == "fused");
+                 const std::string impl = p.has("impl") ? p.get_string("impl") : "auto";
+                 Impl which;
+                 if (impl == "auto") which = Impl::kAuto;
+                 else if (impl == "fused") which = Impl::kFused;
+                 else if (impl == "cuda") which = Impl::kCuda;
+                 else if (impl == "plain") which = Impl::kPlain;
+                 else
+                   return absl::InvalidArgumentError("laplace: impl must be one of \"auto\", "
+                                                     "\"fused\", \"cuda\", \"plain\", got \"" +
+                                                     impl + "\"");
+                 if (which == Impl::kCuda && !kCudaBuilt)
+                   return absl::FailedPreconditionError(LaplaceKernel::kNoCuda);
+                 return std::make_unique<LaplaceKernel>(which);
                });
 }
