@@ -11,9 +11,9 @@ def drift_field(gen, pos, neg=None, w_gen=None, w_pos=None, w_neg=None, temperat
     old = gen.detach()
     if neg is None:
         neg = old.new_zeros(B, 0, S)
-    w_gen = torch.ones(B, Cg, dtype=old.dtype) if w_gen is None else w_gen
-    w_pos = torch.ones(B, pos.shape[1], dtype=old.dtype) if w_pos is None else w_pos
-    w_neg = torch.ones(B, neg.shape[1], dtype=old.dtype) if w_neg is None else w_neg
+    w_gen = torch.ones(B, Cg, dtype=old.dtype, device=old.device) if w_gen is None else w_gen
+    w_pos = torch.ones(B, pos.shape[1], dtype=old.dtype, device=old.device) if w_pos is None else w_pos
+    w_neg = torch.ones(B, neg.shape[1], dtype=old.dtype, device=old.device) if w_neg is None else w_neg
     Y = torch.cat([old, neg, pos], 1)
     w = torch.cat([w_gen, w_neg, w_pos], 1)
     n_neg = Cg + neg.shape[1]
@@ -23,7 +23,7 @@ def drift_field(gen, pos, neg=None, w_gen=None, w_pos=None, w_neg=None, temperat
     s = torch.clamp(scale / math.sqrt(S), min=1e-3)
     dn = d / torch.clamp(scale, min=1e-3)
     eye = torch.zeros_like(dn)
-    eye[:, :, :Cg] = torch.eye(Cg, dtype=dn.dtype) * 100.0
+    eye[:, :, :Cg] = torch.eye(Cg, dtype=dn.dtype, device=dn.device) * 100.0
     dn = dn + eye
     V = torch.zeros_like(old)
     m = []
