@@ -145,7 +145,14 @@ std::vector<SectionSchema> build_schema() {
                 "Exponent k of the alpha density p(alpha) ~ alpha^-k on [min, max].")
            .non_negative(),
        S::Float("cfg_p_alpha1", 0.0, "Probability of using alpha = 1 (no guidance) for a label.")
-           .in_range(0, 1)}));
+           .in_range(0, 1),
+       S::String("autocast", "off",
+                 "`bf16`: the training step's generator and encoder forward passes run under "
+                 "CUDA bfloat16 autocast; the drift field stays float32 (features are cast to "
+                 "float before the kernel) and evaluation runs in float32. CUDA only: refused "
+                 "with `device = \"cpu\"`, ignored (with a note on stderr) when `device = "
+                 "\"auto\"` finds no GPU. `off`: float32 throughout.")
+           .one_of({"off", "bf16"})}));
   out.push_back(plain_section(
       "eval", "Evaluation of the generator against held-out data.",
       {S::StringList("metrics", {"mmd", "energy", "sliced_w"},

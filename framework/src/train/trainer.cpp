@@ -1,11 +1,13 @@
 #include "train/trainer.hpp"
 
+#include <ATen/autocast_mode.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <iostream>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -49,6 +51,39 @@ double draw_alpha(at::Generator& rng, double lo, double hi, double k, double p1)
   return std::pow(a + v * (b - a), 1.0 / (1.0 - k));
 }
 
+// [train] autocast = "bf16": generator and encoder forward passes of the
+// training step under CUDA bf16 autocast, for the scope of one object.
+class CudaAutocast {
+ public:
+  explicit CudaAutocast(bool on) : on_(on) {
+    if (!on_) return;
+    prev_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
+    prev_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::increment_nesting();
+  }
+  ~CudaAutocast() {
+    if (!on_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(at::kCUDA, prev_enabled_);
+    at::autocast::set_autocast_dtype(at::kCUDA, prev_dtype_);
+  }
+  CudaAutocast(const CudaAutocast&) = delete;
+  CudaAutocast& operator=(const CudaAutocast&) = delete;
+
+ private:
+  bool on_;
+  bool prev_enabled_ = false;
+  at::ScalarType prev_dtype_ = at::kBFloat16;
+};
+
+// The drift field always runs in float32 (or float64): reduced-precision
+// features (bf16 autocast) are cast up, differentiably, before the kernel.
+torch::Tensor field_precision(const torch::Tensor& t) {
+  return t.is_floating_point() && t.element_size() < 4 ? t.to(torch::kFloat32) : t;
+}
+
 bool all_finite(const std::vector<double>& v) {
   for (double x : v)
     if (!std::isfinite(x)) return false;
@@ -79,6 +114,19 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
           absl::StrCat(cfg.file, ": [experiment] device = \"cuda\" but no CUDA device is available")));
   }
   outcome.device = device.str();
+  // bf16 autocast: CUDA only. Refused with device = "cpu"; with device = "auto"
+  // on a machine without a GPU it is ignored (one file runs on both).
+  bool autocast_bf16 = false;
+  if (cfg.train.get_string("autocast") == "bf16") {
+    if (device.is_cuda()) autocast_bf16 = true;
+    else if (cfg.device == "cpu")
+      return fail(absl::InvalidArgumentError(absl::StrCat(
+          cfg.file, ": [train] autocast = \"bf16\" needs [experiment] device = \"cuda\" or "
+                    "\"auto\" (bf16 autocast runs on CUDA only), got device = \"cpu\"")));
+    else
+      std::cerr << "drift: [train] autocast = \"bf16\" ignored: device = \"auto\" found no "
+                   "CUDA device, training runs in float32 on the CPU\n";
+  }
   torch::manual_seed(stream_seed(seed, kInit));
 
   // --- components ---------------------------------------------------------------
@@ -241,12 +289,13 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       req.labels = labels.to(device);
       req.alpha = alpha_gen.to(device);
     }
-    auto x = generator->generate(req);
-    std::vector<int64_t> gshape{G, n_gen};
-    gshape.insert(gshape.end(), shape.begin(), shape.end());
-    auto gen_feats = encoder->encode(x.view(gshape));
-    std::vector<Feature> pos_feats, neg_feats;
+    std::vector<Feature> gen_feats, pos_feats, neg_feats;
     {
+      const CudaAutocast autocast(autocast_bf16);
+      auto x = generator->generate(req);
+      std::vector<int64_t> gshape{G, n_gen};
+      gshape.insert(gshape.end(), shape.begin(), shape.end());
+      gen_feats = encoder->encode(x.view(gshape));
       torch::NoGradGuard no_grad;
       pos_feats = encoder->encode(pos);
       if (neg.defined()) neg_feats = encoder->encode(neg);
@@ -260,11 +309,11 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     log.m_tau.assign(temps.size(), 0.0);
     for (size_t j = 0; j < gen_feats.size(); ++j) {
       DriftInputs in;
-      in.gen = as_problems(gen_feats[j].value);
-      in.pos = as_problems(pos_feats.at(j).value);
+      in.gen = field_precision(as_problems(gen_feats[j].value));
+      in.pos = field_precision(as_problems(pos_feats.at(j).value));
       const int64_t L = gen_feats[j].value.size(1);
       if (!neg_feats.empty()) {
-        in.neg = as_problems(neg_feats.at(j).value);
+        in.neg = field_precision(as_problems(neg_feats.at(j).value));
         in.w_neg = w_neg.repeat_interleave(L, 0);
       }
       in.temperatures = temps;
