@@ -189,7 +189,7 @@ DRIFT_PLUGIN("generator_conv", r) {
       "conv",
       "small conv net from low-resolution noise, upsampling, residual blocks with adaptive "
       "GroupNorm on class + log alpha; images [C, H, W]",
-      {ParamSpec::Int("width", 128, "channels at the lowest resolution (halved per upsampling, >= 16)")
+      {ParamSpec::Int("width", 64, "channels at the lowest resolution (halved per upsampling, >= 16)")
            .at_least(1),
        ParamSpec::Int("levels", 2, "2x upsamplings; the noise is H / 2^levels x W / 2^levels")
            .in_range(0, 8),
