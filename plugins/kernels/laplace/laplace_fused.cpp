@@ -1,38 +1,54 @@
 // Fused CPU drift field (kernel "laplace", impl = "fused"). SPEC.md section 2,
 // the same numbers as the plain reference in laplace.cpp.
 //
-// Layout: Y = [old, neg, pos] is centred per problem (c_b = mean of its rows;
-// distances and F are translation-invariant, and centring keeps K @ Y - rowsum(K)
-// * old free of cancellation for coordinates of order 1e3) and stored twice:
-// Yc [B, T, S] for the BLAS product and, during pass 1 only, transposed and
-// padded Yt [B, S, Tp] (Tp = T rounded up to 16) for the distance micro-kernel.
+// Per problem b the targets Y = [old, neg, pos] (T = Cg + Cn + Cp rows) are
+// read in place through row pointers, and once more transposed and
+// zero-padded: Yt [B, S, Tp], Tp = T rounded up to 32 (row i < Cg of old is
+// column i of Yt).
 //
-//  pass 1  d[b,i,t] = sqrt(max(sum_s (x_is - y_ts)^2, 1e-8)): exact differences
-//          (never |a|^2 + |b|^2 - 2ab), a 4-row x 16-column register tile,
-//          partial sums over chunks of 128 coordinates added up in double;
-//          per-row weighted sums (double) -> scale -> norm.feature() (once).
-//  dn      d / distance_divisor (+100 on the gen block's diagonal), in place;
-//          row minima and column minima of dn (= maxima of the logits).
-//  LSE     for every temperature: row and column log-sum-exp of logits = -dn/tau,
-//          stored as log Z around the row / column maximum (numerically stable).
-//  K       per temperature, row by row: log A = 0.5 max(logsm_t + logsm_i, log 1e-6)
-//          with logsm_t + logsm_i = ((rmin_i - dn) + (cmin_t - dn)) / tau - lZr_i - lZc_t,
-//          A *= w_t, K = [-An * rowsum(Ap), Ap * rowsum(An)] into one [B, Cg, T]
-//          buffer; F_tau = (K @ Yc - rowsum(K) * (old - c)) / s via at::bmm into
-//          F [n, B, Cg, S]; m_tau = mean(F_tau^2) (double) -> norm.drift_factor().
-//  V       V = sum_tau F_tau * factor_tau, goal = old / s + V.
+//  phase 0  Yt (blocked transpose) and the weights split into negative and
+//           positive columns (0 in the padding), parallel over b.
+//  phase 1  d[b,i,t] = sqrt(max(sum_s (y_si - y_st)^2, 1e-8)): exact
+//           differences (never |a|^2 + |b|^2 - 2ab, which loses the small
+//           distances that matter at tau = 1e-3), a register tile of 4 rows x
+//           32 columns over explicit 64-byte vectors; float partial sums over
+//           128 coordinates are added up in double. Per-row sums of d * w
+//           (double) -> scale -> norm.feature() (once, for the whole batch).
+//  phase 2  per problem, with [Cg, Tp] buffers that stay in cache:
+//           dn = d / divisor (+100 on the gen diagonal, 1e30 in the padding),
+//           row minima rmin and column minima cmin of dn; per temperature:
+//           E   e_r = exp((rmin_i - dn) / 2tau), e_c = exp((cmin_t - dn) / 2tau)
+//               (one exp each), Z_r = sum_t e_r^2, Z_c = sum_i e_c^2 (both
+//               softmax denominators around their maxima, numerically stable);
+//           K   A = max(e_r e_c / sqrt(Z_r Z_c), 1e-3) = sqrt(max(softmax_t *
+//               softmax_i, 1e-6)) exactly, An = A w_neg, Ap = A w_pos,
+//               K = Ap rowsum(An) - An rowsum(Ap) (the padding has w = 0);
+//           G   F_tau = (K @ (Y - c) - rowsum(K) (old - c)) / s, c = old row 0
+//               of the problem (centring keeps this free of cancellation for
+//               coordinates of order 1e3; any point near the data will do),
+//               with the coordinates along the vector lanes (4 rows x 64
+//               coordinates per tile), or as dot products over t when S is
+//               shorter than a vector; and sum F^2 per row.
+//  phase 3  m_tau = mean(F_tau^2) -> norm.drift_factor(); V = sum_tau F_tau *
+//           factor_tau, goal = old / s + V.
 //
-// Every row/column unit is independent: at::parallel_for over (b, row block)
-// or (b, column block), so B = 1 still uses all threads; every sum that crosses
-// units is stored per unit and added up serially (results do not depend on the
-// thread count). Hot loops are plain loops GCC vectorises, compiled for
-// x86-64 baseline, x86-64-v3 (AVX2/FMA) and x86-64-v4 (AVX-512) and picked at
-// load time (target_clones), so the binary runs on any x86-64 machine.
+// Threads: phase 2 runs one problem per task when B is large enough, else the
+// stages of one problem run across threads (rows, chunks of rows). Both
+// schedules call the same functions on the same fixed chunks (64 rows for the
+// column sums, fixed row tiles) and every sum that crosses a chunk is added up
+// serially in a fixed order, so results do not depend on the thread count.
 //
-// exp() is a branch-free Cody-Waite + polynomial evaluation (float: Cephes expf,
-// ~1 ulp; double: degree-13 Taylor on |r| <= ln2/2, ~2 ulp) so that it
-// vectorises; arguments are clamped from below where exp would be subnormal
-// (every such term is added to a sum >= 1 or lies below the 1e-6 affinity floor).
+// Vectors: GCC vector extensions (64 bytes: 16 floats or 8 doubles); the hot
+// functions are compiled for x86-64 baseline, x86-64-v3 (AVX2/FMA) and
+// x86-64-v4 (AVX-512) and picked at load time (target_clones), so the binary
+// runs on any x86-64 machine. exp() is a branch-free Cody-Waite + polynomial
+// evaluation (float: Cephes expf, ~1 ulp; double: degree-13 Taylor, ~2 ulp);
+// arguments are clamped from below where exp would be subnormal (such a term is
+// added to a sum >= 1 or lies below the affinity floor).
+//
+// Buffers: intermediates live in a per-calling-thread workspace that is reused
+// across calls (no page faults per call after the first); V and goal are new
+// tensors, or the previous call's when the caller has released them.
 #include "laplace_fused.hpp"
 
 #include <ATen/Parallel.h>
@@ -43,7 +59,13 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <new>
 #include <vector>
+
+// The 64-byte vector types below are passed between always-inline functions
+// only; GCC's note that their ABI differs without AVX-512 does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace drift::laplace {
 namespace {
@@ -51,12 +73,16 @@ namespace {
 constexpr double kMinSquaredDistance = 1e-8;  // SPEC step 2
 constexpr double kSelfExclusion = 100.0;      // SPEC step 4
 constexpr double kMinAffinity = 1e-6;         // SPEC step 5
+constexpr double kPadDistance = 1e30;         // dn in the padding columns
 
-constexpr int kRowBlock = 4;     // distance tile rows
-constexpr int kColBlock = 16;    // distance tile columns (Tp is a multiple of it)
-constexpr int64_t kSChunk = 128; // coordinates summed in the compute dtype before double
-constexpr int64_t kLseCols = 64; // columns per unit in the column passes
-constexpr int kLanes = 16;       // partial sums of the row reductions
+constexpr int64_t kColAlign = 32;  // Tp is a multiple of it (2 float / 4 double vectors)
+constexpr int kDistRows = 4;       // distance tile: rows
+constexpr int64_t kSChunk = 128;   // coordinates summed in the compute dtype before double
+constexpr int kGemmRows = 8;       // K @ Y tile (S < one vector): rows
+constexpr int kGemmRowsWide = 4;   // K @ Y tile (S >= one vector): rows
+constexpr int kGemmVecs = 4;       // K @ Y tile (S >= one vector): vectors of coordinates
+constexpr int kGemmCoords = 2;     // K @ Y tile: coordinates
+constexpr int64_t kRowChunk = 64;  // rows per partial column sum (fixed: thread-count independent)
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define DRIFT_MULTIVERSION \
@@ -66,44 +92,73 @@ constexpr int kLanes = 16;       // partial sums of the row reductions
 #endif
 #define DRIFT_ALWAYS_INLINE inline __attribute__((always_inline))
 
-// ------------------------------------------------------------------ exp
+// ------------------------------------------------------------------ vectors
 
-DRIFT_ALWAYS_INLINE float fast_exp(float x) {
-  x = x < -87.0f ? -87.0f : x;  // exp(-87) = 1.6e-38, still normal
-  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float t = x * 1.44269504088896341f + magic;
-  const float n = t - magic;
-  int32_t tb, mb;
-  std::memcpy(&tb, &t, sizeof tb);
-  std::memcpy(&mb, &magic, sizeof mb);
-  const int32_t ni = tb - mb;
-  float r = x - n * 0.693359375f;
+typedef float vf __attribute__((vector_size(64)));
+typedef double vd __attribute__((vector_size(64)));
+typedef int32_t vi32 __attribute__((vector_size(64)));
+typedef int64_t vi64 __attribute__((vector_size(64)));
+
+template <typename T> struct Vec;
+template <> struct Vec<float> {
+  using type = vf;
+  static constexpr int W = 16;
+};
+template <> struct Vec<double> {
+  using type = vd;
+  static constexpr int W = 8;
+};
+
+template <typename T> using V = typename Vec<T>::type;
+
+template <typename T> DRIFT_ALWAYS_INLINE V<T> vload(const T* p) {
+  V<T> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <typename T> DRIFT_ALWAYS_INLINE void vstore(T* p, V<T> v) { std::memcpy(p, &v, sizeof v); }
+template <typename T> DRIFT_ALWAYS_INLINE V<T> vset(T x) { return V<T>{} + x; }
+template <typename T> DRIFT_ALWAYS_INLINE V<T> vmax(V<T> a, V<T> b) { return a < b ? b : a; }
+template <typename T> DRIFT_ALWAYS_INLINE V<T> vmin(V<T> a, V<T> b) { return a < b ? a : b; }
+template <typename T> DRIFT_ALWAYS_INLINE double hsum(V<T> v) {
+  double s = 0.0;
+  for (int l = 0; l < Vec<T>::W; ++l) s += static_cast<double>(v[l]);
+  return s;
+}
+template <typename T> DRIFT_ALWAYS_INLINE T hmin(V<T> v) {
+  T m = v[0];
+  for (int l = 1; l < Vec<T>::W; ++l) m = v[l] < m ? v[l] : m;
+  return m;
+}
+
+DRIFT_ALWAYS_INLINE vf vexp(vf x) {
+  x = vmax<float>(x, vset(-87.0f));        // exp(-87) = 1.6e-38, still normal
+  const vf magic = vset(12582912.0f);      // 1.5 * 2^23: adding it rounds to an integer
+  const vf t = x * 1.44269504088896341f + magic;
+  const vf n = t - magic;
+  const vi32 ni = reinterpret_cast<const vi32&>(t) - reinterpret_cast<const vi32&>(magic);
+  vf r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
+  vf p = vset(1.9875691500e-4f);
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  const int32_t eb = (ni + 127) << 23;
-  float e;
-  std::memcpy(&e, &eb, sizeof e);
-  return p * e;
+  const vi32 eb = (ni + 127) << 23;
+  return p * reinterpret_cast<const vf&>(eb);
 }
 
-DRIFT_ALWAYS_INLINE double fast_exp(double x) {
-  x = x < -708.0 ? -708.0 : x;  // exp(-708) = 3.3e-308, still normal
-  const double magic = 6755399441055744.0;  // 1.5 * 2^52
-  const double t = x * 1.4426950408889634074 + magic;
-  const double n = t - magic;
-  int64_t tb, mb;
-  std::memcpy(&tb, &t, sizeof tb);
-  std::memcpy(&mb, &magic, sizeof mb);
-  const int64_t ni = tb - mb;
-  double r = x - n * 6.93145751953125e-1;
+DRIFT_ALWAYS_INLINE vd vexp(vd x) {
+  x = vmax<double>(x, vset(-708.0));  // exp(-708) = 3.3e-308, still normal
+  const vd magic = vset(6755399441055744.0);  // 1.5 * 2^52
+  const vd t = x * 1.4426950408889634074 + magic;
+  const vd n = t - magic;
+  const vi64 ni = reinterpret_cast<const vi64&>(t) - reinterpret_cast<const vi64&>(magic);
+  vd r = x - n * 6.93145751953125e-1;
   r = r - n * 1.42860682030941723212e-6;
-  double p = 1.0 / 6227020800.0;  // 1/13!
+  vd p = vset(1.0 / 6227020800.0);  // 1/13!
   p = p * r + 1.0 / 479001600.0;
   p = p * r + 1.0 / 39916800.0;
   p = p * r + 1.0 / 3628800.0;
@@ -117,213 +172,455 @@ DRIFT_ALWAYS_INLINE double fast_exp(double x) {
   p = p * r + 0.5;
   p = p * r + 1.0;
   p = p * r + 1.0;
-  const int64_t eb = (ni + 1023) << 52;
-  double e;
-  std::memcpy(&e, &eb, sizeof e);
-  return p * e;
+  const vi64 eb = (ni + 1023) << 52;
+  return p * reinterpret_cast<const vd&>(eb);
 }
 
-// ------------------------------------------------------------------ pass 1
+// ------------------------------------------------------------------ phase 1
 
-// out[r][c] = sum_s (X[r, s] - Yt[s, c])^2 for RB rows and kColBlock columns.
+// out[r][c] = sum_s (Yt[s, i0 + r] - Yt[s, c0 + c])^2 for kDistRows rows and
+// kColAlign columns (Yt: the problem's [S, Tp] block, pointers already offset).
 template <typename T, int RB>
-DRIFT_ALWAYS_INLINE void dist_tile(const T* X, int64_t S, const T* Yt, int64_t Tp,
-                                   double (&out)[RB][kColBlock]) {
+DRIFT_ALWAYS_INLINE void dist_tile(const T* xcol, const T* ycol, int64_t S, int64_t Tp,
+                                   double (&out)[RB][kColAlign]) {
+  constexpr int W = Vec<T>::W, NV = kColAlign / W;
   for (int r = 0; r < RB; ++r)
-    for (int c = 0; c < kColBlock; ++c) out[r][c] = 0.0;
+    for (int c = 0; c < kColAlign; ++c) out[r][c] = 0.0;
   for (int64_t s0 = 0; s0 < S; s0 += kSChunk) {
     const int64_t s1 = std::min(S, s0 + kSChunk);
-    T acc[RB][kColBlock] = {};
+    V<T> acc[RB][NV];
+    for (int r = 0; r < RB; ++r)
+      for (int v = 0; v < NV; ++v) acc[r][v] = V<T>{};
     for (int64_t s = s0; s < s1; ++s) {
-      const T* y = Yt + s * Tp;
+      V<T> y[NV];
+      for (int v = 0; v < NV; ++v) y[v] = vload(ycol + s * Tp + v * W);
       for (int r = 0; r < RB; ++r) {
-        const T x = X[r * S + s];
-        for (int c = 0; c < kColBlock; ++c) {
-          const T df = x - y[c];
-          acc[r][c] += df * df;
+        const T x = xcol[s * Tp + r];
+        for (int v = 0; v < NV; ++v) {
+          const V<T> df = y[v] - x;
+          acc[r][v] += df * df;
         }
       }
     }
     for (int r = 0; r < RB; ++r)
-      for (int c = 0; c < kColBlock; ++c) out[r][c] += static_cast<double>(acc[r][c]);
+      for (int v = 0; v < NV; ++v)
+        for (int l = 0; l < W; ++l) out[r][v * W + l] += static_cast<double>(acc[r][v][l]);
+  }
+}
+
+// The same for S <= kSChunk: the float sums are final, stored straight into d.
+template <typename T, int RB>
+DRIFT_ALWAYS_INLINE void dist_tile_short(const T* xcol, const T* ycol, int64_t S, int64_t Tp,
+                                         T* d) {
+  constexpr int W = Vec<T>::W, NV = kColAlign / W;
+  V<T> acc[RB][NV];
+  for (int r = 0; r < RB; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = V<T>{};
+  for (int64_t s = 0; s < S; ++s) {
+    V<T> y[NV];
+    for (int v = 0; v < NV; ++v) y[v] = vload(ycol + s * Tp + v * W);
+    for (int r = 0; r < RB; ++r) {
+      const T x = xcol[s * Tp + r];
+      for (int v = 0; v < NV; ++v) {
+        const V<T> df = y[v] - x;
+        acc[r][v] += df * df;
+      }
+    }
+  }
+  for (int r = 0; r < RB; ++r)
+    for (int v = 0; v < NV; ++v) vstore(d + r * Tp + v * W, acc[r][v]);
+}
+
+// Distances of rows [i, i + RB) to every column (stride Tp), squared.
+template <typename T, int RB>
+DRIFT_ALWAYS_INLINE void dist_block(const T* Yt, int64_t S, int64_t Tp, int64_t i, T* d) {
+  for (int64_t c0 = 0; c0 < Tp; c0 += kColAlign) {
+    if (S <= kSChunk) {
+      dist_tile_short<T, RB>(Yt + i, Yt + c0, S, Tp, d + i * Tp + c0);
+      continue;
+    }
+    double out[RB][kColAlign];
+    dist_tile<T, RB>(Yt + i, Yt + c0, S, Tp, out);
+    for (int r = 0; r < RB; ++r)
+      for (int c = 0; c < kColAlign; ++c) d[(i + r) * Tp + c0 + c] = static_cast<T>(out[r][c]);
+  }
+}
+
+// d[i, t] = sqrt(max(d[i, t], 1e-8)) in place; returns sum_t d w. A plain
+// loop: GCC vectorises sqrt there (this file is compiled with -fno-math-errno),
+// not lane by lane in a vector type.
+template <typename T>
+DRIFT_ALWAYS_INLINE double finish_row(T* row, const T* w, int64_t Tp) {
+  constexpr int W = Vec<T>::W;
+  const T min_sq = static_cast<T>(kMinSquaredDistance);
+  for (int64_t t = 0; t < Tp; ++t) {
+    const T q = row[t] < min_sq ? min_sq : row[t];
+    row[t] = std::sqrt(q);
+  }
+  V<T> acc{};
+  for (int64_t t = 0; t < Tp; t += W) acc += vload(row + t) * vload(w + t);
+  return hsum<T>(acc);
+}
+
+// Rows [i0, i1) of one problem: d rows (stride Tp) and rowsum_dw[i] = sum_t d w.
+template <typename T>
+DRIFT_ALWAYS_INLINE void dist_rows_impl(const T* Yt, int64_t S, int64_t Tp, int64_t i0,
+                                        int64_t i1, const T* w, T* d, double* rowsum_dw) {
+  int64_t i = i0;
+  for (; i + kDistRows <= i1; i += kDistRows) {
+    dist_block<T, kDistRows>(Yt, S, Tp, i, d);
+    for (int r = 0; r < kDistRows; ++r) rowsum_dw[i + r] = finish_row(d + (i + r) * Tp, w, Tp);
+  }
+  for (; i < i1; ++i) {
+    dist_block<T, 1>(Yt, S, Tp, i, d);
+    rowsum_dw[i] = finish_row(d + i * Tp, w, Tp);
+  }
+}
+
+DRIFT_MULTIVERSION void dist_rows(const float* Yt, int64_t S, int64_t Tp,
+                                                  int64_t i0, int64_t i1, const float* w,
+                                                  float* d, double* rowsum_dw) {
+  dist_rows_impl(Yt, S, Tp, i0, i1, w, d, rowsum_dw);
+}
+DRIFT_MULTIVERSION void dist_rows(const double* Yt, int64_t S, int64_t Tp,
+                                                  int64_t i0, int64_t i1, const double* w,
+                                                  double* d, double* rowsum_dw) {
+  dist_rows_impl(Yt, S, Tp, i0, i1, w, d, rowsum_dw);
+}
+
+// ------------------------------------------------------------------ phase 2
+
+// Rows [i0, i1): dn = d / div in place, +100 on the diagonal (i < Cg is also
+// column i), kPadDistance in the padding [Tn, Tp); rmin[i] = row minimum.
+template <typename T>
+DRIFT_ALWAYS_INLINE void prepare_rows_impl(T* d, int64_t Tn, int64_t Tp, int64_t i0, int64_t i1,
+                                           T inv_div, T* rmin) {
+  constexpr int W = Vec<T>::W;
+  for (int64_t i = i0; i < i1; ++i) {
+    T* row = d + i * Tp;
+    for (int64_t t = 0; t < Tp; t += W) vstore(row + t, vload(row + t) * inv_div);
+    for (int64_t t = Tn; t < Tp; ++t) row[t] = static_cast<T>(kPadDistance);
+    row[i] = row[i] + static_cast<T>(kSelfExclusion);
+    V<T> m = vload(row);
+    for (int64_t t = W; t < Tp; t += W) m = vmin<T>(m, vload(row + t));
+    rmin[i] = hmin<T>(m);
+  }
+}
+DRIFT_MULTIVERSION void prepare_rows(float* d, int64_t Tn, int64_t Tp, int64_t i0, int64_t i1,
+                                     float inv_div, float* rmin) {
+  prepare_rows_impl(d, Tn, Tp, i0, i1, inv_div, rmin);
+}
+DRIFT_MULTIVERSION void prepare_rows(double* d, int64_t Tn, int64_t Tp, int64_t i0, int64_t i1,
+                                     double inv_div, double* rmin) {
+  prepare_rows_impl(d, Tn, Tp, i0, i1, inv_div, rmin);
+}
+
+template <typename T>
+DRIFT_ALWAYS_INLINE void col_min_impl(const T* dn, int64_t Cg, int64_t Tp, T* cmin) {
+  constexpr int W = Vec<T>::W;
+  for (int64_t t = 0; t < Tp; t += W) vstore(cmin + t, vload(dn + t));
+  for (int64_t i = 1; i < Cg; ++i)
+    for (int64_t t = 0; t < Tp; t += W)
+      vstore(cmin + t, vmin<T>(vload(cmin + t), vload(dn + i * Tp + t)));
+}
+DRIFT_MULTIVERSION void col_min(const float* dn, int64_t Cg, int64_t Tp, float* cmin) {
+  col_min_impl(dn, Cg, Tp, cmin);
+}
+DRIFT_MULTIVERSION void col_min(const double* dn, int64_t Cg, int64_t Tp, double* cmin) {
+  col_min_impl(dn, Cg, Tp, cmin);
+}
+
+// Stage E for rows [i0, i1) (one chunk of at most kRowChunk rows):
+// er = exp((rmin_i - dn) h), ec = exp((cmin_t - dn) h) with h = 1 / (2 tau);
+// zr[i] = sum_t er^2; zc[t] = sum over the chunk's rows of ec^2 (double).
+template <typename T>
+DRIFT_ALWAYS_INLINE void exp_rows_impl(const T* dn, int64_t Tp, int64_t i0, int64_t i1,
+                                       const T* rmin, const T* cmin, T h, T* er, T* ec,
+                                       double* zr, double* zc, T* zc_part) {
+  constexpr int W = Vec<T>::W;
+  for (int64_t t = 0; t < Tp; t += W) vstore(zc_part + t, V<T>{});
+  for (int64_t i = i0; i < i1; ++i) {
+    const T* row = dn + i * Tp;
+    const V<T> rm = vset(rmin[i]);
+    V<T> acc{};
+    for (int64_t t = 0; t < Tp; t += W) {
+      const V<T> x = vload(row + t);
+      const V<T> a = vexp((rm - x) * h);
+      const V<T> b = vexp((vload(cmin + t) - x) * h);
+      vstore(er + i * Tp + t, a);
+      vstore(ec + i * Tp + t, b);
+      acc += a * a;
+      vstore(zc_part + t, vload(zc_part + t) + b * b);
+    }
+    zr[i] = hsum<T>(acc);
+  }
+  for (int64_t t = 0; t < Tp; ++t) zc[t] = static_cast<double>(zc_part[t]);
+}
+DRIFT_MULTIVERSION void exp_rows(const float* dn, int64_t Tp, int64_t i0, int64_t i1,
+                                 const float* rmin, const float* cmin, float h, float* er,
+                                 float* ec, double* zr, double* zc, float* zc_part) {
+  exp_rows_impl(dn, Tp, i0, i1, rmin, cmin, h, er, ec, zr, zc, zc_part);
+}
+DRIFT_MULTIVERSION void exp_rows(const double* dn, int64_t Tp, int64_t i0, int64_t i1,
+                                 const double* rmin, const double* cmin, double h, double* er,
+                                 double* ec, double* zr, double* zc, double* zc_part) {
+  exp_rows_impl(dn, Tp, i0, i1, rmin, cmin, h, er, ec, zr, zc, zc_part);
+}
+
+// Stage K + G for rows [i0, i1): K written over er, then
+// F[i, s] = (sum_t K[i,t] Yt[s,t] - rowsum(K)_i Yt[s,i]) * inv_s, fsq[i] = sum_s F^2.
+template <typename T>
+DRIFT_ALWAYS_INLINE void k_rows(T* er, const T* ec, int64_t Tp, int64_t i0, int64_t i1,
+                                const T* rzr, const T* rzc, const T* wn, const T* wp, T* rk) {
+  constexpr int W = Vec<T>::W;
+  const V<T> floor = vset(static_cast<T>(std::sqrt(kMinAffinity)));
+  for (int64_t i = i0; i < i1; ++i) {
+    T* k = er + i * Tp;
+    const T* c = ec + i * Tp;
+    const T fr = rzr[i];
+    V<T> sn{}, sp{};
+    for (int64_t t = 0; t < Tp; t += W) {
+      const V<T> a = vmax<T>(vload(k + t) * vload(c + t) * fr * vload(rzc + t), floor);
+      vstore(k + t, a);
+      sn += a * vload(wn + t);
+      sp += a * vload(wp + t);
+    }
+    const T s_neg = static_cast<T>(hsum<T>(sn)), s_pos = static_cast<T>(hsum<T>(sp));
+    V<T> sk{};
+    for (int64_t t = 0; t < Tp; t += W) {
+      // K = Ap rowsum(An) - An rowsum(Ap)
+      const V<T> kk = vload(k + t) * (vload(wp + t) * s_neg - vload(wn + t) * s_pos);
+      vstore(k + t, kk);
+      sk += kk;
+    }
+    rk[i] = static_cast<T>(hsum<T>(sk));
+  }
+}
+
+template <typename T, int RB, int SB>
+DRIFT_ALWAYS_INLINE void gemm_tile(const T* K, const T* Yt, int64_t Tp, double (&out)[RB][SB]) {
+  constexpr int W = Vec<T>::W;
+  V<T> acc[RB][SB];
+  for (int r = 0; r < RB; ++r)
+    for (int q = 0; q < SB; ++q) acc[r][q] = V<T>{};
+  for (int64_t t = 0; t < Tp; t += W) {
+    V<T> y[SB];
+    for (int q = 0; q < SB; ++q) y[q] = vload(Yt + q * Tp + t) - Yt[q * Tp];  // centre: column 0
+    for (int r = 0; r < RB; ++r) {
+      const V<T> k = vload(K + r * Tp + t);
+      for (int q = 0; q < SB; ++q) acc[r][q] += k * y[q];
+    }
+  }
+  for (int r = 0; r < RB; ++r)
+    for (int q = 0; q < SB; ++q) out[r][q] = hsum<T>(acc[r][q]);
+}
+
+template <typename T, int RB>
+DRIFT_ALWAYS_INLINE void g_rows(const T* K, const T* Yt, int64_t S, int64_t Tp, int64_t i0,
+                                const T* rk, T inv_s, T* F, double* fsq) {
+  double sq[RB] = {};
+  int64_t s = 0;
+  for (; s + kGemmCoords <= S; s += kGemmCoords) {
+    double out[RB][kGemmCoords];
+    gemm_tile<T, RB, kGemmCoords>(K + i0 * Tp, Yt + s * Tp, Tp, out);
+    for (int r = 0; r < RB; ++r)
+      for (int q = 0; q < kGemmCoords; ++q) {
+        const T v = static_cast<T>(
+            (out[r][q] - static_cast<double>(rk[i0 + r]) * static_cast<double>(Yt[(s + q) * Tp + i0 + r] - Yt[(s + q) * Tp])) *
+            static_cast<double>(inv_s));
+        F[(i0 + r) * S + s + q] = v;
+        sq[r] += static_cast<double>(v) * static_cast<double>(v);
+      }
+  }
+  for (; s < S; ++s) {
+    double out[RB][1];
+    gemm_tile<T, RB, 1>(K + i0 * Tp, Yt + s * Tp, Tp, out);
+    for (int r = 0; r < RB; ++r) {
+      const T v = static_cast<T>(
+          (out[r][0] - static_cast<double>(rk[i0 + r]) * static_cast<double>(Yt[s * Tp + i0 + r] - Yt[s * Tp])) *
+          static_cast<double>(inv_s));
+      F[(i0 + r) * S + s] = v;
+      sq[r] += static_cast<double>(v) * static_cast<double>(v);
+    }
+  }
+  for (int r = 0; r < RB; ++r) fsq[i0 + r] = sq[r];
+}
+
+// Wide coordinates (S >= one vector): F rows [i0, i0 + RB) as K @ (Y - c)
+// with the coordinates along the vector lanes (Y: the problem's target rows,
+// c: its centre), kGemmVecs vectors per tile, then the same epilogue as g_rows.
+template <typename T, int RB, int NV>
+DRIFT_ALWAYS_INLINE void gs_tile(const T* K, const T* const* Y, const T* c, int64_t Tn,
+                                 int64_t Tp, int64_t S, int64_t i0, int64_t s0, const T* rk,
+                                 T inv_s, T* F, V<T> (&sq)[RB]) {
+  constexpr int W = Vec<T>::W;
+  V<T> acc[RB][NV], cv[NV];
+  for (int v = 0; v < NV; ++v) cv[v] = vload(c + s0 + v * W);
+  for (int r = 0; r < RB; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = V<T>{};
+  for (int64_t t = 0; t < Tn; ++t) {
+    V<T> y[NV];
+    for (int v = 0; v < NV; ++v) y[v] = vload(Y[t] + s0 + v * W) - cv[v];
+    for (int r = 0; r < RB; ++r) {
+      const T k = K[(i0 + r) * Tp + t];
+      for (int v = 0; v < NV; ++v) acc[r][v] += k * y[v];
+    }
+  }
+  for (int r = 0; r < RB; ++r) {
+    const T rkr = rk[i0 + r];
+    for (int v = 0; v < NV; ++v) {
+      const V<T> oc = vload(Y[i0 + r] + s0 + v * W) - cv[v];  // old - c
+      const V<T> f = (acc[r][v] - rkr * oc) * inv_s;
+      vstore(F + (i0 + r) * S + s0 + v * W, f);
+      sq[r] += f * f;
+    }
   }
 }
 
 template <typename T, int RB>
-DRIFT_ALWAYS_INLINE void dist_block(const T* X, int64_t S, const T* Yt, int64_t Tp, int64_t Tn,
-                                    const T* w, T* d, double* rowsum) {
-  for (int64_t c0 = 0; c0 < Tp; c0 += kColBlock) {
-    double out[RB][kColBlock];
-    dist_tile<T, RB>(X, S, Yt + c0, Tp, out);
-    const int64_t nc = std::min<int64_t>(kColBlock, Tn - c0);
+DRIFT_ALWAYS_INLINE void gs_rows(const T* K, const T* const* Y, const T* c, int64_t Tn,
+                                 int64_t Tp, int64_t S, int64_t i0, const T* rk, T inv_s, T* F,
+                                 double* fsq) {
+  constexpr int W = Vec<T>::W;
+  V<T> sq[RB];
+  for (int r = 0; r < RB; ++r) sq[r] = V<T>{};
+  int64_t s0 = 0;
+  for (; s0 + kGemmVecs * W <= S; s0 += kGemmVecs * W)
+    gs_tile<T, RB, kGemmVecs>(K, Y, c, Tn, Tp, S, i0, s0, rk, inv_s, F, sq);
+  for (; s0 + W <= S; s0 += W) gs_tile<T, RB, 1>(K, Y, c, Tn, Tp, S, i0, s0, rk, inv_s, F, sq);
+  double tail[RB] = {};
+  for (; s0 < S; ++s0)  // the last S % W coordinates
     for (int r = 0; r < RB; ++r) {
       double acc = 0.0;
-      for (int64_t c = 0; c < nc; ++c) {
-        const T dv = static_cast<T>(std::sqrt(std::max(out[r][c], kMinSquaredDistance)));
-        d[r * Tp + c0 + c] = dv;
-        acc += static_cast<double>(dv) * static_cast<double>(w[c0 + c]);
+      for (int64_t t = 0; t < Tn; ++t)
+        acc += static_cast<double>(K[(i0 + r) * Tp + t]) * static_cast<double>(Y[t][s0] - c[s0]);
+      const T f = static_cast<T>(
+          (acc - static_cast<double>(rk[i0 + r]) * static_cast<double>(Y[i0 + r][s0] - c[s0])) *
+          static_cast<double>(inv_s));
+      F[(i0 + r) * S + s0] = f;
+      tail[r] += static_cast<double>(f) * static_cast<double>(f);
+    }
+  for (int r = 0; r < RB; ++r) fsq[i0 + r] = hsum<T>(sq[r]) + tail[r];
+}
+
+template <typename T>
+DRIFT_ALWAYS_INLINE void kg_rows_impl(T* er, const T* ec, const T* Yt, const T* const* Y,
+                                      int64_t S,
+                                      int64_t Tn, int64_t Tp, int64_t i0, int64_t i1,
+                                      const T* rzr, const T* rzc, const T* wn, const T* wp,
+                                      T inv_s, T* rk, T* F, double* fsq) {
+  k_rows(er, ec, Tp, i0, i1, rzr, rzc, wn, wp, rk);
+  const T* c = Y[0];  // the centre of K @ (Y - c): any point near the data will do
+  int64_t i = i0;
+  if (S >= Vec<T>::W) {  // coordinates along the lanes
+    for (; i + kGemmRowsWide <= i1; i += kGemmRowsWide)
+      gs_rows<T, kGemmRowsWide>(er, Y, c, Tn, Tp, S, i, rk, inv_s, F, fsq);
+    for (; i < i1; ++i) gs_rows<T, 1>(er, Y, c, Tn, Tp, S, i, rk, inv_s, F, fsq);
+  } else {  // few coordinates: dot products over t
+    for (; i + kGemmRows <= i1; i += kGemmRows) g_rows<T, kGemmRows>(er, Yt, S, Tp, i, rk, inv_s, F, fsq);
+    for (; i < i1; ++i) g_rows<T, 1>(er, Yt, S, Tp, i, rk, inv_s, F, fsq);
+  }
+}
+DRIFT_MULTIVERSION void kg_rows(float* er, const float* ec, const float* Yt,
+                                const float* const* Y, int64_t S, int64_t Tn, int64_t Tp, int64_t i0, int64_t i1,
+                                const float* rzr, const float* rzc, const float* wn,
+                                const float* wp, float inv_s, float* rk, float* F, double* fsq) {
+  kg_rows_impl(er, ec, Yt, Y, S, Tn, Tp, i0, i1, rzr, rzc, wn, wp, inv_s, rk, F, fsq);
+}
+DRIFT_MULTIVERSION void kg_rows(double* er, const double* ec, const double* Yt,
+                                const double* const* Y, int64_t S, int64_t Tn, int64_t Tp, int64_t i0,
+                                int64_t i1, const double* rzr, const double* rzc,
+                                const double* wn, const double* wp, double inv_s, double* rk,
+                                double* F, double* fsq) {
+  kg_rows_impl(er, ec, Yt, Y, S, Tn, Tp, i0, i1, rzr, rzc, wn, wp, inv_s, rk, F, fsq);
+}
+
+// ------------------------------------------------------------------ phases 0 and 3
+
+// One problem's targets (Tn rows of S), transposed and zero-padded: Yt [S, Tp].
+// Distances need no centring (exact differences); the centre used by K @ Y is
+// applied there.
+template <typename T>
+DRIFT_ALWAYS_INLINE void transpose_targets_impl(const T* const* rows, int64_t Tn, int64_t S,
+                                                int64_t Tp, T* Yt) {
+  constexpr int64_t kBlk = 16;  // transpose in 16 x 16 blocks
+  T tile[kBlk][kBlk];
+  for (int64_t t0 = 0; t0 < Tp; t0 += kBlk)
+    for (int64_t s0 = 0; s0 < S; s0 += kBlk) {
+      const int64_t ns = std::min(kBlk, S - s0);
+      for (int64_t t = 0; t < kBlk; ++t) {
+        if (t0 + t < Tn) {
+          const T* y = rows[t0 + t] + s0;
+          for (int64_t q = 0; q < ns; ++q) tile[t][q] = y[q];
+        } else {
+          for (int64_t q = 0; q < ns; ++q) tile[t][q] = T(0);
+        }
       }
-      rowsum[r] += acc;
+      for (int64_t q = 0; q < ns; ++q)
+        for (int64_t t = 0; t < kBlk; ++t) Yt[(s0 + q) * Tp + t0 + t] = tile[t][q];
     }
-  }
+}
+DRIFT_MULTIVERSION void transpose_targets(const float* const* rows, int64_t Tn, int64_t S,
+                                          int64_t Tp, float* Yt) {
+  transpose_targets_impl(rows, Tn, S, Tp, Yt);
+}
+DRIFT_MULTIVERSION void transpose_targets(const double* const* rows, int64_t Tn, int64_t S,
+                                          int64_t Tp, double* Yt) {
+  transpose_targets_impl(rows, Tn, S, Tp, Yt);
 }
 
-// Rows [0, nrows) of one problem: X = its centred old rows, d rows of stride Tp.
+// V[q] = sum_k F[k][q] fac[k], goal[q] = old[q] / s + V[q] for q in [q0, q1).
 template <typename T>
-DRIFT_ALWAYS_INLINE void dist_rows_impl(const T* X, int64_t nrows, int64_t S, const T* Yt,
-                                        int64_t Tp, int64_t Tn, const T* w, T* d,
-                                        double* rowsum) {
-  int64_t r = 0;
-  for (; r + kRowBlock <= nrows; r += kRowBlock)
-    dist_block<T, kRowBlock>(X + r * S, S, Yt, Tp, Tn, w, d + r * Tp, rowsum + r);
-  for (; r < nrows; ++r) dist_block<T, 1>(X + r * S, S, Yt, Tp, Tn, w, d + r * Tp, rowsum + r);
-}
-
-DRIFT_MULTIVERSION void dist_rows(const float* X, int64_t nrows, int64_t S, const float* Yt,
-                                  int64_t Tp, int64_t Tn, const float* w, float* d,
-                                  double* rowsum) {
-  dist_rows_impl(X, nrows, S, Yt, Tp, Tn, w, d, rowsum);
-}
-DRIFT_MULTIVERSION void dist_rows(const double* X, int64_t nrows, int64_t S, const double* Yt,
-                                  int64_t Tp, int64_t Tn, const double* w, double* d,
-                                  double* rowsum) {
-  dist_rows_impl(X, nrows, S, Yt, Tp, Tn, w, d, rowsum);
-}
-
-// ------------------------------------------------------------------ log-sum-exp
-
-// One row of dn (length Tn) and its minimum: lZ[k] = log sum_t exp((rmin - dn_t) / tau_k).
-template <typename T>
-DRIFT_ALWAYS_INLINE void row_lse_impl(const T* dn, int64_t Tn, T rmin, const T* inv_tau,
-                                      int64_t n, T* lZ) {
-  for (int64_t k = 0; k < n; ++k) {
-    const T it = inv_tau[k];
-    // kLanes partial sums (a fixed order, so the loop vectorises without -ffast-math)
-    double part[kLanes] = {};
-    int64_t t = 0;
-    for (; t + kLanes <= Tn; t += kLanes)
-      for (int l = 0; l < kLanes; ++l)
-        part[l] += static_cast<double>(fast_exp((rmin - dn[t + l]) * it));
-    double z = 0.0;
-    for (int l = 0; l < kLanes; ++l) z += part[l];
-    for (; t < Tn; ++t) z += static_cast<double>(fast_exp((rmin - dn[t]) * it));
-    lZ[k] = static_cast<T>(std::log(z));
+DRIFT_ALWAYS_INLINE void combine_impl(const T* F, int64_t n, int64_t total, const T* fac,
+                                      const T* old, T s, int64_t q0, int64_t q1, T* V, T* goal) {
+  for (int64_t q = q0; q < q1; ++q) V[q] = F[q] * fac[0];
+  for (int64_t k = 1; k < n; ++k) {
+    const T f = fac[k];
+    const T* Fk = F + k * total;
+    for (int64_t q = q0; q < q1; ++q) V[q] = V[q] + Fk[q] * f;
   }
+  for (int64_t q = q0; q < q1; ++q) goal[q] = old[q] / s + V[q];
 }
-DRIFT_MULTIVERSION void row_lse(const float* dn, int64_t Tn, float rmin, const float* inv_tau,
-                                int64_t n, float* lZ) {
-  row_lse_impl(dn, Tn, rmin, inv_tau, n, lZ);
+DRIFT_MULTIVERSION void combine(const float* F, int64_t n, int64_t total, const float* fac,
+                                const float* old, float s, int64_t q0, int64_t q1, float* V,
+                                float* goal) {
+  combine_impl(F, n, total, fac, old, s, q0, q1, V, goal);
 }
-DRIFT_MULTIVERSION void row_lse(const double* dn, int64_t Tn, double rmin, const double* inv_tau,
-                                int64_t n, double* lZ) {
-  row_lse_impl(dn, Tn, rmin, inv_tau, n, lZ);
+DRIFT_MULTIVERSION void combine(const double* F, int64_t n, int64_t total, const double* fac,
+                                const double* old, double s, int64_t q0, int64_t q1, double* V,
+                                double* goal) {
+  combine_impl(F, n, total, fac, old, s, q0, q1, V, goal);
 }
 
-// Columns [0, nc) of dn (rows of stride Tp): their minima cmin and, per
-// temperature k, lZ[k * lz_stride + c] = log sum_i exp((cmin_c - dn_ic) / tau_k).
-template <typename T>
-DRIFT_ALWAYS_INLINE void col_lse_impl(const T* dn, int64_t Cg, int64_t Tp, int64_t nc,
-                                      const T* inv_tau, int64_t n, T* cmin, T* lZ,
-                                      int64_t lz_stride) {
-  for (int64_t c = 0; c < nc; ++c) cmin[c] = dn[c];
-  for (int64_t i = 1; i < Cg; ++i) {
-    const T* row = dn + i * Tp;
-    for (int64_t c = 0; c < nc; ++c) cmin[c] = row[c] < cmin[c] ? row[c] : cmin[c];
+// ------------------------------------------------------------------ workspace
+
+// Intermediates of one call, carved out of one 64-byte aligned block that the
+// calling thread keeps between calls.
+class Workspace {
+ public:
+  void reserve(size_t bytes) {
+    if (bytes <= cap_) return;
+    buf_.reset(static_cast<char*>(::operator new(bytes, std::align_val_t(64))));
+    cap_ = bytes;
   }
-  double z[kLseCols];
-  for (int64_t k = 0; k < n; ++k) {
-    const T it = inv_tau[k];
-    for (int64_t c = 0; c < nc; ++c) z[c] = 0.0;
-    for (int64_t i = 0; i < Cg; ++i) {
-      const T* row = dn + i * Tp;
-      for (int64_t c = 0; c < nc; ++c)
-        z[c] += static_cast<double>(fast_exp((cmin[c] - row[c]) * it));
-    }
-    for (int64_t c = 0; c < nc; ++c) lZ[k * lz_stride + c] = static_cast<T>(std::log(z[c]));
+  char* data() { return buf_.get(); }
+
+ private:
+  struct Free {
+    void operator()(char* p) const { ::operator delete(p, std::align_val_t(64)); }
+  };
+  std::unique_ptr<char, Free> buf_;
+  size_t cap_ = 0;
+};
+
+struct Layout {
+  size_t bytes = 0;
+  template <typename U> size_t add(int64_t n) {
+    const size_t at = bytes;
+    bytes += (static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(U) + 63) / 64 * 64;
+    return at;
   }
-}
-DRIFT_MULTIVERSION void col_lse(const float* dn, int64_t Cg, int64_t Tp, int64_t nc,
-                                const float* inv_tau, int64_t n, float* cmin, float* lZ,
-                                int64_t lz_stride) {
-  col_lse_impl(dn, Cg, Tp, nc, inv_tau, n, cmin, lZ, lz_stride);
-}
-DRIFT_MULTIVERSION void col_lse(const double* dn, int64_t Cg, int64_t Tp, int64_t nc,
-                                const double* inv_tau, int64_t n, double* cmin, double* lZ,
-                                int64_t lz_stride) {
-  col_lse_impl(dn, Cg, Tp, nc, inv_tau, n, cmin, lZ, lz_stride);
-}
-
-// ------------------------------------------------------------------ coefficients
-
-// A[t] = exp(0.5 max(logsm_t + logsm_i, log 1e-6)) * w[t] for t in [t0, t1); returns sum A.
-template <typename T>
-DRIFT_ALWAYS_INLINE double affinities(const T* dn, int64_t t0, int64_t t1, T rmin, T lZr,
-                                      const T* cmin, const T* lZc, T it, const T* w, T* A) {
-  const T log_floor = static_cast<T>(std::log(kMinAffinity));
-  double part[kLanes] = {};
-  int64_t t = t0;
-  for (; t + kLanes <= t1; t += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      const int64_t u = t + l;
-      T a = ((rmin - dn[u]) + (cmin[u] - dn[u])) * it - (lZr + lZc[u]);
-      a = a < log_floor ? log_floor : a;
-      const T v = fast_exp(static_cast<T>(0.5) * a) * w[u];
-      A[u] = v;
-      part[l] += static_cast<double>(v);
-    }
-  double sum = 0.0;
-  for (int l = 0; l < kLanes; ++l) sum += part[l];
-  for (; t < t1; ++t) {
-    T a = ((rmin - dn[t]) + (cmin[t] - dn[t])) * it - (lZr + lZc[t]);
-    a = a < log_floor ? log_floor : a;
-    const T v = fast_exp(static_cast<T>(0.5) * a) * w[t];
-    A[t] = v;
-    sum += static_cast<double>(v);
-  }
-  return sum;
-}
-
-// K[t] *= f for t in [t0, t1); returns the sum of the new K[t].
-template <typename T>
-DRIFT_ALWAYS_INLINE double scale_sum(T* K, int64_t t0, int64_t t1, T f) {
-  double part[kLanes] = {};
-  int64_t t = t0;
-  for (; t + kLanes <= t1; t += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      const T k = K[t + l] * f;
-      K[t + l] = k;
-      part[l] += static_cast<double>(k);
-    }
-  double sum = 0.0;
-  for (int l = 0; l < kLanes; ++l) sum += part[l];
-  for (; t < t1; ++t) {
-    const T k = K[t] * f;
-    K[t] = k;
-    sum += static_cast<double>(k);
-  }
-  return sum;
-}
-
-// One row of K for one temperature; returns rowsum(K) (double).
-template <typename T>
-DRIFT_ALWAYS_INLINE double k_row_impl(const T* dn, int64_t Tn, int64_t nneg, T rmin, T lZr,
-                                      const T* cmin, const T* lZc, T it, const T* w, T* K) {
-  const double s_neg = affinities(dn, 0, nneg, rmin, lZr, cmin, lZc, it, w, K);
-  const double s_pos = affinities(dn, nneg, Tn, rmin, lZr, cmin, lZc, it, w, K);
-  // Kn = -An * rowsum(Ap), Kp = Ap * rowsum(An)
-  return scale_sum(K, 0, nneg, static_cast<T>(-s_pos)) +
-         scale_sum(K, nneg, Tn, static_cast<T>(s_neg));
-}
-DRIFT_MULTIVERSION double k_row(const float* dn, int64_t Tn, int64_t nneg, float rmin, float lZr,
-                                const float* cmin, const float* lZc, float it, const float* w,
-                                float* K) {
-  return k_row_impl(dn, Tn, nneg, rmin, lZr, cmin, lZc, it, w, K);
-}
-DRIFT_MULTIVERSION double k_row(const double* dn, int64_t Tn, int64_t nneg, double rmin,
-                                double lZr, const double* cmin, const double* lZc, double it,
-                                const double* w, double* K) {
-  return k_row_impl(dn, Tn, nneg, rmin, lZr, cmin, lZc, it, w, K);
-}
+};
 
 // ------------------------------------------------------------------ driver
 
@@ -338,67 +635,89 @@ DriftOutputs fused_impl(const DriftInputs& in, const Normalizer& norm) {
   const int64_t B = in.gen.size(0), Cg = in.gen.size(1), S = in.gen.size(2);
   const int64_t Cn = in.neg.size(1), Cp = in.pos.size(1);
   const int64_t Tn = Cg + Cn + Cp, nneg = Cg + Cn;
-  const int64_t Tp = (Tn + kColBlock - 1) / kColBlock * kColBlock;
+  const int64_t Tp = (Tn + kColAlign - 1) / kColAlign * kColAlign;
   const int64_t n = static_cast<int64_t>(in.temperatures.size());
+  const int64_t chunks = (Cg + kRowChunk - 1) / kRowChunk;
+  const int nthreads = std::max(1, at::get_num_threads());
+  // One problem per task when there are enough problems to keep every thread busy.
+  const bool per_problem = B >= 2 * nthreads;
+  const int64_t nbuf = per_problem ? nthreads : 1;  // sets of per-problem buffers
 
   const torch::Tensor old = in.gen.detach().contiguous();
-  const torch::Tensor w_t = torch::cat({in.w_gen, in.w_neg, in.w_pos}, 1).contiguous();  // [B, T]
-  const T* w = w_t.data_ptr<T>();
+  const torch::Tensor neg = in.neg.contiguous(), pos = in.pos.contiguous();
+  const torch::Tensor w_gen = in.w_gen.contiguous(), w_neg = in.w_neg.contiguous(),
+                      w_pos = in.w_pos.contiguous();
+  const T* oldp = old.data_ptr<T>();
 
-  // --- Step 1: centred targets Yc = Y - c_b (c_b: mean of the T rows, in double). ---
-  torch::Tensor Yc = torch::cat({old, in.neg, in.pos}, 1).contiguous();  // [B, T, S], fresh
-  std::vector<double> centre(static_cast<size_t>(B * S), 0.0);
-  {
-    T* y = Yc.data_ptr<T>();
-    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
-        double* c = centre.data() + b * S;
-        T* yb = y + b * Tn * S;
-        for (int64_t t = 0; t < Tn; ++t)
-          for (int64_t s = 0; s < S; ++s) c[s] += static_cast<double>(yb[t * S + s]);
-        for (int64_t s = 0; s < S; ++s) c[s] /= static_cast<double>(Tn);
-        for (int64_t t = 0; t < Tn; ++t)
-          for (int64_t s = 0; s < S; ++s)
-            yb[t * S + s] = static_cast<T>(static_cast<double>(yb[t * S + s]) - c[s]);
+  // --- Workspace. ---
+  Layout L;
+  const size_t o_rows = L.add<const T*>(B * Tn), o_yt = L.add<T>(B * S * Tp), o_d = L.add<T>(B * Cg * Tp),
+               o_f = L.add<T>(n * B * Cg * S), o_wn = L.add<T>(B * Tp), o_wp = L.add<T>(B * Tp), o_wa = L.add<T>(B * Tp),
+               o_rdw = L.add<double>(B * Cg), o_fsq = L.add<double>(n * B * Cg),
+               o_rmin = L.add<T>(nbuf * Cg), o_cmin = L.add<T>(nbuf * Tp),
+               o_er = L.add<T>(nbuf * Cg * Tp), o_ec = L.add<T>(nbuf * Cg * Tp),
+               o_zr = L.add<double>(nbuf * Cg), o_rzr = L.add<T>(nbuf * Cg),
+               o_zc = L.add<double>(nbuf * chunks * Tp), o_zcp = L.add<T>(nbuf * chunks * Tp),
+               o_rzc = L.add<T>(nbuf * Tp), o_rk = L.add<T>(nbuf * Cg);
+  static thread_local Workspace ws;
+  ws.reserve(L.bytes);
+  char* base = ws.data();
+  auto at_ = [&](size_t off) { return base + off; };
+  T* Yt = reinterpret_cast<T*>(at_(o_yt));
+  const T** rowp = reinterpret_cast<const T**>(at_(o_rows));  // [B][Tn] target rows
+  T* d = reinterpret_cast<T*>(at_(o_d));
+  T* F = reinterpret_cast<T*>(at_(o_f));
+  T* wn = reinterpret_cast<T*>(at_(o_wn));
+  T* wp = reinterpret_cast<T*>(at_(o_wp));
+  T* wa = reinterpret_cast<T*>(at_(o_wa));
+  double* rowsum_dw = reinterpret_cast<double*>(at_(o_rdw));
+  double* fsq = reinterpret_cast<double*>(at_(o_fsq));
+
+  // --- Phase 0: weights split into negatives / positives (0 in the padding);
+  // target row pointers, centres, and the centred, transposed targets Yt. ---
+  const T* wg = w_gen.data_ptr<T>();
+  const T* wq = w_neg.data_ptr<T>();
+  const T* wo = w_pos.data_ptr<T>();
+  const T* negp = neg.data_ptr<T>();
+  const T* posp = pos.data_ptr<T>();
+  at::parallel_for(0, B, grain_for(Tn * S), [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      T* wnb = wn + b * Tp;
+      T* wpb = wp + b * Tp;
+      for (int64_t t = 0; t < Tp; ++t) {
+        wnb[t] = t < Cg ? wg[b * Cg + t] : t < nneg ? wq[b * Cn + t - Cg] : T(0);
+        wpb[t] = (t >= nneg && t < Tn) ? wo[b * Cp + t - nneg] : T(0);
+        wa[b * Tp + t] = wnb[t] + wpb[t];  // one of the two is 0
       }
-    });
-  }
-  const T* yc = Yc.data_ptr<T>();
+      const T** rows = rowp + b * Tn;
+      for (int64_t t = 0; t < Tn; ++t)
+        rows[t] = t < Cg     ? oldp + (b * Cg + t) * S
+                  : t < nneg ? negp + (b * Cn + t - Cg) * S
+                             : posp + (b * Cp + t - nneg) * S;
+      transpose_targets(rows, Tn, S, Tp, Yt + b * S * Tp);
+    }
+  });
 
-  // --- Step 2: pass 1, distances d [B, Cg, Tp] and per-row weighted sums. ---
-  torch::Tensor d_t = torch::empty({B, Cg, Tp}, opts);
-  T* d = d_t.data_ptr<T>();
-  std::vector<double> rowsum_dw(static_cast<size_t>(B * Cg), 0.0);
+  // --- Phase 1: distances and per-row sums of d * w. ---
   {
-    torch::Tensor Yt_t = torch::zeros({B, S, Tp}, opts);  // transposed, zero-padded
-    T* yt = Yt_t.data_ptr<T>();
-    at::parallel_for(0, B * S, grain_for(Tn), [&](int64_t u0, int64_t u1) {
+    const int64_t units_per_b = (Cg + kDistRows - 1) / kDistRows;
+    at::parallel_for(0, B * units_per_b, grain_for(kDistRows * Tp * S), [&](int64_t u0, int64_t u1) {
       for (int64_t u = u0; u < u1; ++u) {
-        const int64_t b = u / S, s = u % S;
-        const T* src = yc + b * Tn * S + s;
-        T* dst = yt + u * Tp;
-        for (int64_t t = 0; t < Tn; ++t) dst[t] = src[t * S];
+        const int64_t b = u / units_per_b, i0 = (u % units_per_b) * kDistRows;
+        dist_rows(Yt + b * S * Tp, S, Tp, i0, std::min(Cg, i0 + kDistRows), wa + b * Tp,
+                  d + b * Cg * Tp, rowsum_dw + b * Cg);
       }
     });
-    const int64_t rows_per_unit = kRowBlock;
-    const int64_t units_per_b = (Cg + rows_per_unit - 1) / rows_per_unit;
-    at::parallel_for(0, B * units_per_b, grain_for(rows_per_unit * Tp * S),
-                     [&](int64_t u0, int64_t u1) {
-                       for (int64_t u = u0; u < u1; ++u) {
-                         const int64_t b = u / units_per_b;
-                         const int64_t r0 = (u % units_per_b) * rows_per_unit;
-                         const int64_t nr = std::min(rows_per_unit, Cg - r0);
-                         dist_rows(yc + (b * Tn + r0) * S, nr, S, yt + b * S * Tp, Tp, Tn,
-                                   w + b * Tn, d + (b * Cg + r0) * Tp,
-                                   rowsum_dw.data() + b * Cg + r0);
-                       }
-                     });
   }
+  double sum_dw = 0.0;
+  for (int64_t r = 0; r < B * Cg; ++r) sum_dw += rowsum_dw[r];
 
-  // --- Step 3: scale = mean(d * w) / mean(w) (one scalar), then the normalizer. ---
-  double sum_dw = 0.0, sum_w = 0.0;
-  for (double v : rowsum_dw) sum_dw += v;
-  for (int64_t k = 0; k < B * Tn; ++k) sum_w += static_cast<double>(w[k]);
+  // --- Phase 1b: scale = mean(d * w) / mean(w) (one scalar), then the normalizer. ---
+  double sum_w = 0.0;
+  for (const torch::Tensor* wt : {&w_gen, &w_neg, &w_pos}) {
+    const T* p = wt->data_ptr<T>();
+    for (int64_t k = 0; k < wt->numel(); ++k) sum_w += static_cast<double>(p[k]);
+  }
   const double mean_w = std::max(sum_w / static_cast<double>(B * Tn),
                                  static_cast<double>(std::numeric_limits<float>::min()));
   const double cnt = static_cast<double>(B * Cg * Tn);
@@ -407,109 +726,145 @@ DriftOutputs fused_impl(const DriftInputs& in, const Normalizer& norm) {
   const torch::Tensor s_t = fs.coord_divisor.to(torch::kCPU, dtype).reshape({});
   const double s = s_t.item<double>();
   const double dist_div = fs.distance_divisor.to(torch::kCPU, dtype).item<double>();
+  const T inv_div = static_cast<T>(1.0 / dist_div);
+  const T inv_s = static_cast<T>(1.0 / s);
 
-  // --- Step 4: dn = d / divisor (+100 on the gen diagonal) in place; row minima. ---
-  std::vector<T> rmin(static_cast<size_t>(B * Cg));
-  at::parallel_for(0, B * Cg, grain_for(Tn), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      T* row = d + r * Tp;
-      const T dv = static_cast<T>(dist_div);
-      for (int64_t t = 0; t < Tn; ++t) row[t] = row[t] / dv;
-      const int64_t i = r % Cg;
-      row[i] = row[i] + static_cast<T>(kSelfExclusion);
-      T m = row[0];
-      for (int64_t t = 1; t < Tn; ++t) m = row[t] < m ? row[t] : m;
-      rmin[r] = m;
+  std::vector<T> half_inv_tau(static_cast<size_t>(n));
+  for (int64_t k = 0; k < n; ++k) half_inv_tau[k] = static_cast<T>(0.5 / in.temperatures[k]);
+
+  // --- Phase 2: per problem b, with buffer set `slot`. ---
+  struct Slot {
+    T *rmin, *cmin, *er, *ec, *rzr, *rzc, *zcp, *rk;
+    double *zr, *zc;
+  };
+  auto slot = [&](int64_t k) {
+    Slot sl;
+    sl.rmin = reinterpret_cast<T*>(at_(o_rmin)) + k * Cg;
+    sl.cmin = reinterpret_cast<T*>(at_(o_cmin)) + k * Tp;
+    sl.er = reinterpret_cast<T*>(at_(o_er)) + k * Cg * Tp;
+    sl.ec = reinterpret_cast<T*>(at_(o_ec)) + k * Cg * Tp;
+    sl.zr = reinterpret_cast<double*>(at_(o_zr)) + k * Cg;
+    sl.rzr = reinterpret_cast<T*>(at_(o_rzr)) + k * Cg;
+    sl.zc = reinterpret_cast<double*>(at_(o_zc)) + k * chunks * Tp;
+    sl.zcp = reinterpret_cast<T*>(at_(o_zcp)) + k * chunks * Tp;
+    sl.rzc = reinterpret_cast<T*>(at_(o_rzc)) + k * Tp;
+    sl.rk = reinterpret_cast<T*>(at_(o_rk)) + k * Cg;
+    return sl;
+  };
+  // Column sums of one temperature: chunks added in order; 1 / sqrt(Z).
+  auto finish_columns = [&](const Slot& sl) {
+    for (int64_t t = 0; t < Tp; ++t) {
+      double z = 0.0;
+      for (int64_t c = 0; c < chunks; ++c) z += sl.zc[c * Tp + t];
+      sl.rzc[t] = static_cast<T>(1.0 / std::sqrt(z));
     }
-  });
+  };
+  auto finish_rows = [&](const Slot& sl, int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) sl.rzr[i] = static_cast<T>(1.0 / std::sqrt(sl.zr[i]));
+  };
+  auto chunk_rows = [&](int64_t c) {
+    return std::pair<int64_t, int64_t>{c * kRowChunk, std::min(Cg, (c + 1) * kRowChunk)};
+  };
 
-  // Per-temperature 1/tau in the compute dtype.
-  std::vector<T> inv_tau(static_cast<size_t>(n));
-  for (int64_t k = 0; k < n; ++k) inv_tau[k] = static_cast<T>(1.0 / in.temperatures[k]);
-
-  // --- Step 5a: log-sum-exp per row (over targets) and per column (over gen samples). ---
-  std::vector<T> lZr(static_cast<size_t>(n * B * Cg));  // [B*Cg][n]
-  at::parallel_for(0, B * Cg, grain_for(n * Tn), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r)
-      row_lse(d + r * Tp, Tn, rmin[r], inv_tau.data(), n, lZr.data() + r * n);
-  });
-  std::vector<T> cmin(static_cast<size_t>(B * Tp));
-  std::vector<T> lZc(static_cast<size_t>(n * B * Tp));  // [n][B][Tp]
-  const int64_t col_units_per_b = (Tn + kLseCols - 1) / kLseCols;
-  at::parallel_for(0, B * col_units_per_b, grain_for(n * Cg * kLseCols), [&](int64_t u0, int64_t u1) {
-    for (int64_t u = u0; u < u1; ++u) {
-      const int64_t b = u / col_units_per_b, c0 = (u % col_units_per_b) * kLseCols;
-      const int64_t nc = std::min(kLseCols, Tn - c0);
-      col_lse(d + b * Cg * Tp + c0, Cg, Tp, nc, inv_tau.data(), n, cmin.data() + b * Tp + c0,
-              lZc.data() + b * Tp + c0, B * Tp);
-    }
-  });
-
-  // --- Step 5b: per temperature, K row by row, F_tau = (K @ Yc - rowsum(K) (old - c)) / s. ---
-  torch::Tensor K_t = torch::empty({B, Cg, Tn}, opts);
-  T* K = K_t.data_ptr<T>();
-  torch::Tensor F_all = torch::empty({n, B, Cg, S}, opts);
-  T* F = F_all.data_ptr<T>();
-  std::vector<double> rk(static_cast<size_t>(B * Cg));
-  std::vector<double> fsq(static_cast<size_t>(B * Cg));
-  std::vector<double> m_tau(static_cast<size_t>(n)), factor(static_cast<size_t>(n));
-  std::vector<torch::Tensor> m_tau_t;
-  const T* oldp = old.data_ptr<T>();
-  for (int64_t k = 0; k < n; ++k) {
-    at::parallel_for(0, B * Cg, grain_for(2 * Tn), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t b = r / Cg;
-        rk[r] = k_row(d + r * Tp, Tn, nneg, rmin[r], lZr[r * n + k], cmin.data() + b * Tp,
-                      lZc.data() + k * B * Tp + b * Tp, inv_tau[k], w + b * Tn, K + r * Tn);
-      }
-    });
-    torch::Tensor Fk = F_all[k];
-    at::bmm_out(Fk, K_t, Yc);
-    at::parallel_for(0, B * Cg, grain_for(2 * S), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t b = r / Cg;
-        T* f = F + (k * B * Cg + r) * S;
-        const T* o = oldp + r * S;
-        const double* c = centre.data() + b * S;
-        const double rkr = rk[r];
-        double acc = 0.0;
-        for (int64_t q = 0; q < S; ++q) {
-          const double oc = static_cast<double>(o[q]) - c[q];
-          const T v = static_cast<T>((static_cast<double>(f[q]) - rkr * oc) /
-                                     s);
-          f[q] = v;
-          acc += static_cast<double>(v) * static_cast<double>(v);
+  if (per_problem) {
+    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+      const Slot sl = slot(std::min<int64_t>(at::get_thread_num(), nbuf - 1));
+      for (int64_t b = b0; b < b1; ++b) {
+        T* db = d + b * Cg * Tp;
+        const T* ytb = Yt + b * S * Tp;
+        prepare_rows(db, Tn, Tp, 0, Cg, inv_div, sl.rmin);
+        col_min(db, Cg, Tp, sl.cmin);
+        for (int64_t k = 0; k < n; ++k) {
+          for (int64_t c = 0; c < chunks; ++c) {
+            const auto [i0, i1] = chunk_rows(c);
+            exp_rows(db, Tp, i0, i1, sl.rmin, sl.cmin, half_inv_tau[k], sl.er, sl.ec, sl.zr,
+                     sl.zc + c * Tp, sl.zcp + c * Tp);
+          }
+          finish_rows(sl, 0, Cg);
+          finish_columns(sl);
+          for (int64_t c = 0; c < chunks; ++c) {
+            const auto [i0, i1] = chunk_rows(c);
+            kg_rows(sl.er, sl.ec, ytb, rowp + b * Tn, S, Tn, Tp, i0, i1, sl.rzr, sl.rzc, wn + b * Tp, wp + b * Tp,
+                    inv_s, sl.rk, F + (k * B + b) * Cg * S, fsq + k * B * Cg + b * Cg);
+          }
         }
-        fsq[r] = acc;
       }
     });
+  } else {
+    // Few problems: the stages of each problem run across threads.
+    const Slot sl = slot(0);
+    for (int64_t b = 0; b < B; ++b) {
+      T* db = d + b * Cg * Tp;
+      const T* ytb = Yt + b * S * Tp;
+      at::parallel_for(0, Cg, grain_for(Tp), [&](int64_t i0, int64_t i1) {
+        prepare_rows(db, Tn, Tp, i0, i1, inv_div, sl.rmin);
+      });
+      col_min(db, Cg, Tp, sl.cmin);
+      for (int64_t k = 0; k < n; ++k) {
+        at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+          for (int64_t c = c0; c < c1; ++c) {
+            const auto [i0, i1] = chunk_rows(c);
+            exp_rows(db, Tp, i0, i1, sl.rmin, sl.cmin, half_inv_tau[k], sl.er, sl.ec, sl.zr,
+                     sl.zc + c * Tp, sl.zcp + c * Tp);
+          }
+        });
+        finish_rows(sl, 0, Cg);
+        finish_columns(sl);
+        // Units of kGemmRows rows inside fixed chunks, so that the tiles (and
+        // their rounding) are the same as in the per-problem schedule.
+        at::parallel_for(0, chunks * ((kRowChunk + kGemmRows - 1) / kGemmRows), grain_for(Tp * S),
+                         [&](int64_t u0, int64_t u1) {
+                           constexpr int64_t per_chunk = (kRowChunk + kGemmRows - 1) / kGemmRows;
+                           for (int64_t u = u0; u < u1; ++u) {
+                             const auto [c0, c1] = chunk_rows(u / per_chunk);
+                             const int64_t i0 = c0 + (u % per_chunk) * kGemmRows;
+                             if (i0 >= c1) continue;
+                             const int64_t i1 = std::min(c1, i0 + kGemmRows);
+                             kg_rows(sl.er, sl.ec, ytb, rowp + b * Tn, S, Tn, Tp, i0, i1, sl.rzr, sl.rzc,
+                                     wn + b * Tp, wp + b * Tp, inv_s, sl.rk,
+                                     F + (k * B + b) * Cg * S, fsq + k * B * Cg + b * Cg);
+                           }
+                         });
+      }
+    }
+  }
+
+  // --- Phase 3: m_tau = mean(F_tau^2) -> drift factor; V and goal. ---
+  std::vector<double> factor(static_cast<size_t>(n));
+  std::vector<torch::Tensor> m_tau_t;
+  const double denom = static_cast<double>(B * Cg * S);
+  for (int64_t k = 0; k < n; ++k) {
     double tot = 0.0;
-    for (double v : fsq) tot += v;
-    const double denom = static_cast<double>(B * Cg * S);
+    for (int64_t r = 0; r < B * Cg; ++r) tot += fsq[k * B * Cg + r];
     const torch::Tensor mt = torch::scalar_tensor(denom > 0 ? tot / denom : 0.0, opts);
     factor[k] = norm.drift_factor(mt).to(torch::kCPU, dtype).item<double>();
     m_tau_t.push_back(mt);
   }
-
-  // --- Step 6: V = sum_tau F_tau * factor_tau; goal = old / s + V. ---
-  torch::Tensor V = torch::empty({B, Cg, S}, opts);
-  torch::Tensor goal = torch::empty({B, Cg, S}, opts);
-  T* vp = V.data_ptr<T>();
+  // V and goal go to the caller. Memory of the previous call's outputs is reused
+  // once nothing but this cache refers to it (fresh pages for every call cost
+  // as much as a pass over the data in page faults). Never freed: no tensor
+  // destructor runs at thread exit.
+  static thread_local torch::Tensor* cache = new torch::Tensor[2];
+  auto output = [&](torch::Tensor& c) {
+    if (!(c.defined() && c.use_count() == 1 && c.storage().use_count() == 1 &&
+          c.sizes() == torch::IntArrayRef{B, Cg, S}))
+      c = torch::empty({B, Cg, S}, opts);
+    return c;
+  };
+  torch::Tensor Vt = output(cache[0]);
+  torch::Tensor goal = output(cache[1]);
+  T* vp = Vt.data_ptr<T>();
   T* gp = goal.data_ptr<T>();
   std::vector<T> fac(static_cast<size_t>(n));
   for (int64_t k = 0; k < n; ++k) fac[k] = static_cast<T>(factor[k]);
   const T sT = static_cast<T>(s);
-  at::parallel_for(0, B * Cg * S, 16384, [&](int64_t q0, int64_t q1) {
-    for (int64_t q = q0; q < q1; ++q) {
-      T v = 0;
-      for (int64_t k = 0; k < n; ++k) v = v + F[k * B * Cg * S + q] * fac[k];
-      vp[q] = v;
-      gp[q] = oldp[q] / sT + v;
-    }
+  const int64_t total = B * Cg * S;
+  at::parallel_for(0, total, 16384, [&](int64_t q0, int64_t q1) {
+    combine(F, n, total, fac.data(), oldp, sT, q0, q1, vp, gp);
   });
 
   DriftOutputs out;
-  out.V = V;
+  out.V = Vt;
   out.goal = goal;
   out.m_tau = torch::stack(m_tau_t);
   out.scale = scale;

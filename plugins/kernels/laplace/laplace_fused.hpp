@@ -1,9 +1,9 @@
 // Fused CPU implementation of kernel "laplace" (SPEC.md section 2), selected with
-// the kernel parameter impl = "fused" (the default). Same numbers as the plain
-// LibTorch reference in laplace.cpp (float32: ~1e-6 relative, float64: ~1e-14),
-// computed in two passes over [B, Cg, T] with one [B, Cg, T] distance buffer,
-// one [B, Cg, T] coefficient buffer reused per temperature, and BLAS (at::bmm)
-// for K @ Y. See laplace_fused.cpp for the algorithm.
+// the kernel parameter impl = "fused" (or "auto", the default, on CPU tensors).
+// Same numbers as the plain LibTorch reference in laplace.cpp (float32: ~1e-6
+// relative, float64: ~1e-13): one [B, Cg, T] distance buffer, per-problem
+// [Cg, T] buffers that stay in cache, its own vectorised products for K @ Y.
+// See laplace_fused.cpp for the algorithm.
 #pragma once
 
 #include <drift/field.hpp>
