@@ -79,8 +79,8 @@ constexpr int64_t kColAlign = 32;  // Tp is a multiple of it (2 float / 4 double
 constexpr int kDistRows = 4;       // distance tile: rows
 constexpr int64_t kSChunk = 128;   // coordinates summed in the compute dtype before double
 constexpr int kGemmRows = 8;       // K @ Y tile (S < one vector): rows
-constexpr int kGemmRowsWide = 4;   // K @ Y tile (S >= one vector): rows
-constexpr int kGemmVecs = 4;       // K @ Y tile (S >= one vector): vectors of coordinates
+constexpr int kGemmRowsWide = 8;   // K @ Y tile (S >= one vector): rows
+constexpr int kGemmVecs = 2;       // K @ Y tile (S >= one vector): vectors of coordinates
 constexpr int kGemmCoords = 2;     // K @ Y tile: coordinates
 constexpr int64_t kRowChunk = 64;  // rows per partial column sum (fixed: thread-count independent)
 
@@ -450,17 +450,16 @@ DRIFT_ALWAYS_INLINE void g_rows(const T* K, const T* Yt, int64_t S, int64_t Tp, 
 // with the coordinates along the vector lanes (Y: the problem's target rows,
 // c: its centre), kGemmVecs vectors per tile, then the same epilogue as g_rows.
 template <typename T, int RB, int NV>
-DRIFT_ALWAYS_INLINE void gs_tile(const T* K, const T* const* Y, const T* c, int64_t Tn,
-                                 int64_t Tp, int64_t S, int64_t i0, int64_t s0, const T* rk,
-                                 T inv_s, T* F, V<T> (&sq)[RB]) {
+DRIFT_ALWAYS_INLINE void gs_tile(const T* K, const T* Yc, int64_t Tn, int64_t Tp, int64_t S,
+                                 int64_t i0, int64_t s0, const T* rk, T inv_s, T* F,
+                                 V<T> (&sq)[RB]) {
   constexpr int W = Vec<T>::W;
-  V<T> acc[RB][NV], cv[NV];
-  for (int v = 0; v < NV; ++v) cv[v] = vload(c + s0 + v * W);
+  V<T> acc[RB][NV];
   for (int r = 0; r < RB; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = V<T>{};
   for (int64_t t = 0; t < Tn; ++t) {
     V<T> y[NV];
-    for (int v = 0; v < NV; ++v) y[v] = vload(Y[t] + s0 + v * W) - cv[v];
+    for (int v = 0; v < NV; ++v) y[v] = vload(Yc + t * S + s0 + v * W);
     for (int r = 0; r < RB; ++r) {
       const T k = K[(i0 + r) * Tp + t];
       for (int v = 0; v < NV; ++v) acc[r][v] += k * y[v];
@@ -469,7 +468,7 @@ DRIFT_ALWAYS_INLINE void gs_tile(const T* K, const T* const* Y, const T* c, int6
   for (int r = 0; r < RB; ++r) {
     const T rkr = rk[i0 + r];
     for (int v = 0; v < NV; ++v) {
-      const V<T> oc = vload(Y[i0 + r] + s0 + v * W) - cv[v];  // old - c
+      const V<T> oc = vload(Yc + (i0 + r) * S + s0 + v * W);  // old - c
       const V<T> f = (acc[r][v] - rkr * oc) * inv_s;
       vstore(F + (i0 + r) * S + s0 + v * W, f);
       sq[r] += f * f;
@@ -478,24 +477,23 @@ DRIFT_ALWAYS_INLINE void gs_tile(const T* K, const T* const* Y, const T* c, int6
 }
 
 template <typename T, int RB>
-DRIFT_ALWAYS_INLINE void gs_rows(const T* K, const T* const* Y, const T* c, int64_t Tn,
-                                 int64_t Tp, int64_t S, int64_t i0, const T* rk, T inv_s, T* F,
-                                 double* fsq) {
+DRIFT_ALWAYS_INLINE void gs_rows(const T* K, const T* Yc, int64_t Tn, int64_t Tp, int64_t S,
+                                 int64_t i0, const T* rk, T inv_s, T* F, double* fsq) {
   constexpr int W = Vec<T>::W;
   V<T> sq[RB];
   for (int r = 0; r < RB; ++r) sq[r] = V<T>{};
   int64_t s0 = 0;
   for (; s0 + kGemmVecs * W <= S; s0 += kGemmVecs * W)
-    gs_tile<T, RB, kGemmVecs>(K, Y, c, Tn, Tp, S, i0, s0, rk, inv_s, F, sq);
-  for (; s0 + W <= S; s0 += W) gs_tile<T, RB, 1>(K, Y, c, Tn, Tp, S, i0, s0, rk, inv_s, F, sq);
+    gs_tile<T, RB, kGemmVecs>(K, Yc, Tn, Tp, S, i0, s0, rk, inv_s, F, sq);
+  for (; s0 + W <= S; s0 += W) gs_tile<T, RB, 1>(K, Yc, Tn, Tp, S, i0, s0, rk, inv_s, F, sq);
   double tail[RB] = {};
   for (; s0 < S; ++s0)  // the last S % W coordinates
     for (int r = 0; r < RB; ++r) {
       double acc = 0.0;
       for (int64_t t = 0; t < Tn; ++t)
-        acc += static_cast<double>(K[(i0 + r) * Tp + t]) * static_cast<double>(Y[t][s0] - c[s0]);
+        acc += static_cast<double>(K[(i0 + r) * Tp + t]) * static_cast<double>(Yc[t * S + s0]);
       const T f = static_cast<T>(
-          (acc - static_cast<double>(rk[i0 + r]) * static_cast<double>(Y[i0 + r][s0] - c[s0])) *
+          (acc - static_cast<double>(rk[i0 + r]) * static_cast<double>(Yc[(i0 + r) * S + s0])) *
           static_cast<double>(inv_s));
       F[(i0 + r) * S + s0] = f;
       tail[r] += static_cast<double>(f) * static_cast<double>(f);
@@ -504,38 +502,56 @@ DRIFT_ALWAYS_INLINE void gs_rows(const T* K, const T* const* Y, const T* c, int6
 }
 
 template <typename T>
-DRIFT_ALWAYS_INLINE void kg_rows_impl(T* er, const T* ec, const T* Yt, const T* const* Y,
+DRIFT_ALWAYS_INLINE void kg_rows_impl(T* er, const T* ec, const T* Yt, const T* Yc,
                                       int64_t S,
                                       int64_t Tn, int64_t Tp, int64_t i0, int64_t i1,
                                       const T* rzr, const T* rzc, const T* wn, const T* wp,
                                       T inv_s, T* rk, T* F, double* fsq) {
   k_rows(er, ec, Tp, i0, i1, rzr, rzc, wn, wp, rk);
-  const T* c = Y[0];  // the centre of K @ (Y - c): any point near the data will do
   int64_t i = i0;
   if (S >= Vec<T>::W) {  // coordinates along the lanes
     for (; i + kGemmRowsWide <= i1; i += kGemmRowsWide)
-      gs_rows<T, kGemmRowsWide>(er, Y, c, Tn, Tp, S, i, rk, inv_s, F, fsq);
-    for (; i < i1; ++i) gs_rows<T, 1>(er, Y, c, Tn, Tp, S, i, rk, inv_s, F, fsq);
+      gs_rows<T, kGemmRowsWide>(er, Yc, Tn, Tp, S, i, rk, inv_s, F, fsq);
+    for (; i < i1; ++i) gs_rows<T, 1>(er, Yc, Tn, Tp, S, i, rk, inv_s, F, fsq);
   } else {  // few coordinates: dot products over t
     for (; i + kGemmRows <= i1; i += kGemmRows) g_rows<T, kGemmRows>(er, Yt, S, Tp, i, rk, inv_s, F, fsq);
     for (; i < i1; ++i) g_rows<T, 1>(er, Yt, S, Tp, i, rk, inv_s, F, fsq);
   }
 }
 DRIFT_MULTIVERSION void kg_rows(float* er, const float* ec, const float* Yt,
-                                const float* const* Y, int64_t S, int64_t Tn, int64_t Tp, int64_t i0, int64_t i1,
+                                const float* Yc, int64_t S, int64_t Tn, int64_t Tp, int64_t i0, int64_t i1,
                                 const float* rzr, const float* rzc, const float* wn,
                                 const float* wp, float inv_s, float* rk, float* F, double* fsq) {
-  kg_rows_impl(er, ec, Yt, Y, S, Tn, Tp, i0, i1, rzr, rzc, wn, wp, inv_s, rk, F, fsq);
+  kg_rows_impl(er, ec, Yt, Yc, S, Tn, Tp, i0, i1, rzr, rzc, wn, wp, inv_s, rk, F, fsq);
 }
 DRIFT_MULTIVERSION void kg_rows(double* er, const double* ec, const double* Yt,
-                                const double* const* Y, int64_t S, int64_t Tn, int64_t Tp, int64_t i0,
+                                const double* Yc, int64_t S, int64_t Tn, int64_t Tp, int64_t i0,
                                 int64_t i1, const double* rzr, const double* rzc,
                                 const double* wn, const double* wp, double inv_s, double* rk,
                                 double* F, double* fsq) {
-  kg_rows_impl(er, ec, Yt, Y, S, Tn, Tp, i0, i1, rzr, rzc, wn, wp, inv_s, rk, F, fsq);
+  kg_rows_impl(er, ec, Yt, Yc, S, Tn, Tp, i0, i1, rzr, rzc, wn, wp, inv_s, rk, F, fsq);
 }
 
 // ------------------------------------------------------------------ phases 0 and 3
+
+// One problem's targets centred on its first row (old row 0; translation
+// invariance makes any point near the data a valid centre): Yc [Tn, S].
+template <typename T>
+DRIFT_ALWAYS_INLINE void center_rows_impl(const T* const* rows, int64_t Tn, int64_t S, T* Yc) {
+  const T* c = rows[0];
+  for (int64_t t = 0; t < Tn; ++t) {
+    const T* y = rows[t];
+    T* o = Yc + t * S;
+    for (int64_t s = 0; s < S; ++s) o[s] = y[s] - c[s];
+  }
+}
+DRIFT_MULTIVERSION void center_rows(const float* const* rows, int64_t Tn, int64_t S, float* Yc) {
+  center_rows_impl(rows, Tn, S, Yc);
+}
+DRIFT_MULTIVERSION void center_rows(const double* const* rows, int64_t Tn, int64_t S,
+                                    double* Yc) {
+  center_rows_impl(rows, Tn, S, Yc);
+}
 
 // One problem's targets (Tn rows of S), transposed and zero-padded: Yt [S, Tp].
 // Distances need no centring (exact differences); the centre used by K @ Y is
@@ -560,9 +576,51 @@ DRIFT_ALWAYS_INLINE void transpose_targets_impl(const T* const* rows, int64_t Tn
         for (int64_t t = 0; t < kBlk; ++t) Yt[(s0 + q) * Tp + t0 + t] = tile[t][q];
     }
 }
+// In-register transpose of a 16 x 16 float block: four rounds of swapping the
+// off-diagonal h x h sub-blocks of every 2h x 2h block (h = 8, 4, 2, 1). In a
+// pair of rows (i, i + h), the top row takes the bottom row's columns without
+// bit h into its columns with bit h, and the bottom row the top row's columns
+// with bit h into its columns without it.
+DRIFT_ALWAYS_INLINE void transpose16(vf (&r)[16]) {
+  for (int i = 0; i < 16; ++i)
+    if (!(i & 8)) {
+      const vf a = r[i], b = r[i + 8];
+      r[i] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+      r[i + 8] = __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    }
+  for (int i = 0; i < 16; ++i)
+    if (!(i & 4)) {
+      const vf a = r[i], b = r[i + 4];
+      r[i] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+      r[i + 4] = __builtin_shufflevector(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    }
+  for (int i = 0; i < 16; ++i)
+    if (!(i & 2)) {
+      const vf a = r[i], b = r[i + 2];
+      r[i] = __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+      r[i + 2] = __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    }
+  for (int i = 0; i < 16; ++i)
+    if (!(i & 1)) {
+      const vf a = r[i], b = r[i + 1];
+      r[i] = __builtin_shufflevector(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+      r[i + 1] = __builtin_shufflevector(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    }
+}
+
 DRIFT_MULTIVERSION void transpose_targets(const float* const* rows, int64_t Tn, int64_t S,
                                           int64_t Tp, float* Yt) {
-  transpose_targets_impl(rows, Tn, S, Tp, Yt);
+  const int64_t S16 = S / 16 * 16;
+  for (int64_t t0 = 0; t0 < Tp; t0 += 16) {
+    for (int64_t s0 = 0; s0 < S16; s0 += 16) {
+      vf r[16];
+      for (int t = 0; t < 16; ++t) r[t] = t0 + t < Tn ? vload(rows[t0 + t] + s0) : vf{};
+      transpose16(r);
+      for (int q = 0; q < 16; ++q) vstore(Yt + (s0 + q) * Tp + t0, r[q]);
+    }
+    for (int64_t s = S16; s < S; ++s)
+      for (int64_t t = t0; t < t0 + 16; ++t) Yt[s * Tp + t] = t < Tn ? rows[t][s] : 0.0f;
+  }
 }
 DRIFT_MULTIVERSION void transpose_targets(const double* const* rows, int64_t Tn, int64_t S,
                                           int64_t Tp, double* Yt) {
@@ -651,6 +709,7 @@ DriftOutputs fused_impl(const DriftInputs& in, const Normalizer& norm) {
 
   // --- Workspace. ---
   Layout L;
+  const bool wide = S >= Vec<T>::W;  // K @ Y along the coordinates, from a centred copy
   const size_t o_rows = L.add<const T*>(B * Tn), o_yt = L.add<T>(B * S * Tp), o_d = L.add<T>(B * Cg * Tp),
                o_f = L.add<T>(n * B * Cg * S), o_wn = L.add<T>(B * Tp), o_wp = L.add<T>(B * Tp), o_wa = L.add<T>(B * Tp),
                o_rdw = L.add<double>(B * Cg), o_fsq = L.add<double>(n * B * Cg),
@@ -658,7 +717,8 @@ DriftOutputs fused_impl(const DriftInputs& in, const Normalizer& norm) {
                o_er = L.add<T>(nbuf * Cg * Tp), o_ec = L.add<T>(nbuf * Cg * Tp),
                o_zr = L.add<double>(nbuf * Cg), o_rzr = L.add<T>(nbuf * Cg),
                o_zc = L.add<double>(nbuf * chunks * Tp), o_zcp = L.add<T>(nbuf * chunks * Tp),
-               o_rzc = L.add<T>(nbuf * Tp), o_rk = L.add<T>(nbuf * Cg);
+               o_rzc = L.add<T>(nbuf * Tp), o_rk = L.add<T>(nbuf * Cg),
+               o_yc = L.add<T>(wide ? nbuf * Tn * S : 0);
   static thread_local Workspace ws;
   ws.reserve(L.bytes);
   char* base = ws.data();
@@ -734,7 +794,7 @@ DriftOutputs fused_impl(const DriftInputs& in, const Normalizer& norm) {
 
   // --- Phase 2: per problem b, with buffer set `slot`. ---
   struct Slot {
-    T *rmin, *cmin, *er, *ec, *rzr, *rzc, *zcp, *rk;
+    T *rmin, *cmin, *er, *ec, *rzr, *rzc, *zcp, *rk, *yc;
     double *zr, *zc;
   };
   auto slot = [&](int64_t k) {
@@ -749,6 +809,7 @@ DriftOutputs fused_impl(const DriftInputs& in, const Normalizer& norm) {
     sl.zcp = reinterpret_cast<T*>(at_(o_zcp)) + k * chunks * Tp;
     sl.rzc = reinterpret_cast<T*>(at_(o_rzc)) + k * Tp;
     sl.rk = reinterpret_cast<T*>(at_(o_rk)) + k * Cg;
+    sl.yc = reinterpret_cast<T*>(at_(o_yc)) + (wide ? k * Tn * S : 0);
     return sl;
   };
   // Column sums of one temperature: chunks added in order; 1 / sqrt(Z).
@@ -774,6 +835,7 @@ DriftOutputs fused_impl(const DriftInputs& in, const Normalizer& norm) {
         const T* ytb = Yt + b * S * Tp;
         prepare_rows(db, Tn, Tp, 0, Cg, inv_div, sl.rmin);
         col_min(db, Cg, Tp, sl.cmin);
+        if (wide) center_rows(rowp + b * Tn, Tn, S, sl.yc);
         for (int64_t k = 0; k < n; ++k) {
           for (int64_t c = 0; c < chunks; ++c) {
             const auto [i0, i1] = chunk_rows(c);
@@ -784,7 +846,7 @@ DriftOutputs fused_impl(const DriftInputs& in, const Normalizer& norm) {
           finish_columns(sl);
           for (int64_t c = 0; c < chunks; ++c) {
             const auto [i0, i1] = chunk_rows(c);
-            kg_rows(sl.er, sl.ec, ytb, rowp + b * Tn, S, Tn, Tp, i0, i1, sl.rzr, sl.rzc, wn + b * Tp, wp + b * Tp,
+            kg_rows(sl.er, sl.ec, ytb, sl.yc, S, Tn, Tp, i0, i1, sl.rzr, sl.rzc, wn + b * Tp, wp + b * Tp,
                     inv_s, sl.rk, F + (k * B + b) * Cg * S, fsq + k * B * Cg + b * Cg);
           }
         }
@@ -800,6 +862,7 @@ DriftOutputs fused_impl(const DriftInputs& in, const Normalizer& norm) {
         prepare_rows(db, Tn, Tp, i0, i1, inv_div, sl.rmin);
       });
       col_min(db, Cg, Tp, sl.cmin);
+      if (wide) center_rows(rowp + b * Tn, Tn, S, sl.yc);
       for (int64_t k = 0; k < n; ++k) {
         at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
           for (int64_t c = c0; c < c1; ++c) {
@@ -820,7 +883,7 @@ DriftOutputs fused_impl(const DriftInputs& in, const Normalizer& norm) {
                              const int64_t i0 = c0 + (u % per_chunk) * kGemmRows;
                              if (i0 >= c1) continue;
                              const int64_t i1 = std::min(c1, i0 + kGemmRows);
-                             kg_rows(sl.er, sl.ec, ytb, rowp + b * Tn, S, Tn, Tp, i0, i1, sl.rzr, sl.rzc,
+                             kg_rows(sl.er, sl.ec, ytb, sl.yc, S, Tn, Tp, i0, i1, sl.rzr, sl.rzc,
                                      wn + b * Tp, wp + b * Tp, inv_s, sl.rk,
                                      F + (k * B + b) * Cg * S, fsq + k * B * Cg + b * Cg);
                            }
