@@ -88,6 +88,10 @@ std::vector<Case> cases() {
       {"tau_1e-3", 2, 12, 10, 3, 6, {1e-3}},
       {"tau_1e-3_mixed", 3, 8, 8, 2, 4, {1e-3, 0.02, 0.2}},
       {"many_temps", 2, 11, 9, 3, 5, {0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0}},
+      // several 64-row chunks, rows not a multiple of the 8-row tiles, S with a tail
+      {"cg150_chunks", 1, 150, 40, 5, 17},
+      // many problems (one problem per task), S just over one vector
+      {"b40_s20", 40, 9, 8, 2, 20},
   };
   Case k;
   k = {"ones", 3, 10, 9, 4, 6}; k.weights = Case::kOnes; c.push_back(k);
@@ -213,17 +217,22 @@ void compare_on_cases(const std::string& normalizer) {
 TEST(FusedField, MatchesPlainOnRandomShapesFeatureDrift) { compare_on_cases("feature_drift"); }
 TEST(FusedField, MatchesPlainOnRandomShapesNoNormalizer) { compare_on_cases("none"); }
 
-// Thread count does not change the result (every cross-unit sum is serial).
+// Thread count does not change the result (every cross-unit sum is serial). With
+// B = 3 one thread runs one problem per task and two threads split each
+// problem's stages: both schedules must give the same bits.
 TEST(FusedField, ResultDoesNotDependOnThreadCount) {
-  Case c{"threads", 3, 37, 20, 5, 33};
-  const DriftInputs in = make_inputs(c, 7);
-  const int before = at::get_num_threads();
-  at::set_num_threads(1);
-  const DriftOutputs a = compute(in, "fused");
-  at::set_num_threads(std::max(2, before));
-  const DriftOutputs b = compute(in, "fused");
-  at::set_num_threads(before);
-  for (const auto& [name, t] : fields(a)) EXPECT_TRUE(torch::equal(t, fields(b).at(name))) << name;
+  for (const Case& c : {Case{"threads", 3, 37, 20, 5, 33}, Case{"threads_chunks", 3, 150, 30, 4, 2},
+                        Case{"threads_b1", 1, 130, 40, 0, 70}}) {
+    SCOPED_TRACE(c.name);
+    const DriftInputs in = make_inputs(c, 7);
+    const int before = at::get_num_threads();
+    at::set_num_threads(1);
+    const DriftOutputs a = compute(in, "fused");
+    at::set_num_threads(std::max(2, before));
+    const DriftOutputs b = compute(in, "fused");
+    at::set_num_threads(before);
+    for (const auto& [name, t] : fields(a)) EXPECT_TRUE(torch::equal(t, fields(b).at(name))) << name;
+  }
 }
 
 // Golden cases for both implementations: tests/test_golden.cpp.
