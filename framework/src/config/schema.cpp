@@ -164,7 +164,16 @@ std::vector<SectionSchema> build_schema() {
        S::Int("seed_offset", 1000,
               "The evaluation draws use seed `experiment.seed + seed_offset`, independent of "
               "training.")
-           .at_least(0)}));
+           .at_least(0),
+       S::StringList("features", {},
+                     "Encoder features to store at each evaluation (names as in the `m_tau_<tau>/"
+                     "<feature>` columns, e.g. `raw`, `s1.mean`, `s2.p2.std`): those of "
+                     "`feature_samples` generated and real samples, and their drift norm per "
+                     "temperature, under `features/<name>/<step>` (schemas/results.md). A name "
+                     "the encoder does not yield fails the cell before training."),
+       S::Int("feature_samples", 64,
+              "Generated and real samples whose `features` are stored (at most `n_samples`).")
+           .at_least(1)}));
   return out;
 }
 

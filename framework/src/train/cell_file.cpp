@@ -1,6 +1,7 @@
 #include "train/cell_file.hpp"
 
 #include <cstdio>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -61,6 +62,8 @@ absl::Status write_cell_file(const std::string& path, const config::ExperimentCo
       if (!s.ok()) return s;
     for (const auto& [k, v] : cfg.grid_values)
       if (auto s = attr("grid." + k, format_param_value(v)); !s.ok()) return s;
+    if (outcome.pretrain_time_s > 0)
+      if (auto s = attr("pretrain_time_s", outcome.pretrain_time_s); !s.ok()) return s;
     if (!outcome.error.empty())
       if (auto s = attr("error", outcome.error); !s.ok()) return s;
     if (!stderr_tail.empty())
@@ -81,6 +84,24 @@ absl::Status write_cell_file(const std::string& path, const config::ExperimentCo
         if (xl.second.defined())
           if (auto s = f.write(name + "_labels", xl.second); !s.ok()) return s;
       }
+    }
+    if (!rec->features_.empty()) {
+      // features/<name>/<step>/{gen, real, drift_norm}
+      if (auto s = f.create_group(g + "/features"); !s.ok()) return s;
+      std::set<std::string> made;
+      for (const auto& log : rec->features_)
+        for (const auto& e : log.features) {
+          const std::string fg = absl::StrCat(g, "/features/", e.name);
+          if (made.insert(fg).second)
+            if (auto s = f.create_group(fg); !s.ok()) return s;
+          const std::string sg = absl::StrFormat("%s/%010d", fg, log.step);
+          if (auto s = f.create_group(sg); !s.ok()) return s;
+          if (auto s = f.set_attr(sg, "step", log.step); !s.ok()) return s;
+          if (auto s = f.write(sg + "/gen", e.gen); !s.ok()) return s;
+          if (auto s = f.write(sg + "/real", e.real); !s.ok()) return s;
+          auto dn = torch::tensor(e.drift_norm, torch::kFloat64);
+          if (auto s = f.write(sg + "/drift_norm", dn); !s.ok()) return s;
+        }
     }
     return absl::OkStatus();
   });

@@ -19,6 +19,7 @@ class CellRecorder : public CellSink {
   void on_step(const StepLog& log) override;
   void on_eval(const EvalLog& log) override;
   void on_samples(int64_t step, const torch::Tensor& x, const torch::Tensor& labels) override;
+  void on_features(const FeatureLog& log) override { features_.push_back(log); }
   void on_real_samples(const torch::Tensor& x) override { real_ = x.detach().to(torch::kCPU); }
 
   const io::Table& train_table() const { return train_; }
@@ -27,6 +28,7 @@ class CellRecorder : public CellSink {
   const std::vector<std::pair<int64_t, std::pair<torch::Tensor, torch::Tensor>>>& samples() const {
     return samples_;
   }
+  const std::vector<FeatureLog>& feature_logs() const { return features_; }
 
  private:
   friend absl::Status write_cell_file(const std::string&, const config::ExperimentConfig&,
@@ -34,6 +36,7 @@ class CellRecorder : public CellSink {
   io::Table train_, eval_;
   std::vector<std::pair<int64_t, std::pair<torch::Tensor, torch::Tensor>>> samples_;
   torch::Tensor real_;
+  std::vector<FeatureLog> features_;
 };
 
 // Column name of m_tau at temperature tau ("m_tau_0.02").

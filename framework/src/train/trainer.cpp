@@ -15,6 +15,8 @@
 #include "drift/field.hpp"
 #include "metrics/lowdim.hpp"
 #include "train/ema.hpp"
+#include "train/feature_log.hpp"
+#include "train/pretrain_stage.hpp"
 #include "train/real_pool.hpp"
 #include "train/schedule.hpp"
 
@@ -165,6 +167,10 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   auto enc_or = reg.make_encoder(cfg.encoder.name, cfg.encoder.params, ectx);
   if (!enc_or.ok()) return fail(enc_or.status());
   auto encoder = *enc_or;
+  // An encoder whose weights file is missing is pre-trained here, once (SPEC section 8).
+  auto pretrained = ensure_encoder_weights(cfg, reg, *encoder, device);
+  if (!pretrained.ok()) return fail(pretrained.status());
+  outcome.pretrain_time_s = pretrained->seconds;
   encoder->to(device);
   encoder->eval();
   for (auto& p : encoder->parameters()) p.set_requires_grad(false);
@@ -232,6 +238,12 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       log.values = metrics::evaluate_lowdim(metric_names, x, real_a.x, real_b.x, dataset.modes(),
                                             stream_seed(seed, kMetric));
     sink.on_eval(log);
+  };
+  auto feature_logger = FeatureLogger::create(ev, *encoder, cfg.encoder.name, real_a.x, device);
+  if (!feature_logger.ok()) return fail(feature_logger.status());
+  auto log_features = [&](int64_t step, const torch::Tensor& x) {
+    if (feature_logger->enabled())
+      sink.on_features(feature_logger->log(step, x, *encoder, kernel, normalizer, temps));
   };
   auto record_samples = [&](int64_t step, const torch::Tensor& x) {
     sink.on_samples(step, x, conditional ? real_a.labels : torch::Tensor());
@@ -362,7 +374,10 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     const bool do_samples = last || (sample_every > 0 && step % sample_every == 0);
     if (do_eval || do_samples) {
       auto xs = generate_eval();
-      if (do_eval) evaluate(step, xs);
+      if (do_eval) {
+        evaluate(step, xs);
+        log_features(step, xs);
+      }
       if (do_samples) record_samples(step, xs);
     }
   }

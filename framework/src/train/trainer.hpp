@@ -30,12 +30,25 @@ struct EvalLog {
   std::vector<std::pair<std::string, double>> values;  // metric name -> value (incl. *_floor)
 };
 
+// [eval] features: some features of generated and real samples at one
+// evaluation (schemas/results.md, features/<name>/<step>).
+struct FeatureLog {
+  struct Entry {
+    std::string name;
+    torch::Tensor gen, real;  // [n, L, D] float32, CPU
+    std::vector<double> drift_norm;  // per temperature: RMS over samples and locations of ||F_tau||
+  };
+  int64_t step = 0;
+  std::vector<Entry> features;  // in the order of [eval] features
+};
+
 // Receives everything a cell produces, in order.
 class CellSink {
  public:
   virtual ~CellSink() = default;
   virtual void on_step(const StepLog& log) = 0;
   virtual void on_eval(const EvalLog& log) = 0;
+  virtual void on_features(const FeatureLog& /*log*/) {}
   virtual void on_samples(int64_t step, const torch::Tensor& x, const torch::Tensor& labels) = 0;
   virtual void on_real_samples(const torch::Tensor& x) = 0;
 };
@@ -45,6 +58,7 @@ struct CellOutcome {
   std::string error;   // one line, for diverged/failed
   int64_t steps_done = 0;
   double wall_time_s = 0;
+  double pretrain_time_s = 0;  // part of wall_time_s spent pre-training the encoder (0: none)
   std::string device;
 };
 

@@ -1,0 +1,101 @@
+#include "train/pretrain_stage.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "drift/pretrain.hpp"
+#include "drift/weights.hpp"
+
+namespace drift::train {
+namespace {
+
+bool file_exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+// An exclusive flock held for the scope's lifetime.
+class FileLock {
+ public:
+  explicit FileLock(const std::string& path) : fd_(::open(path.c_str(), O_CREAT | O_RDWR, 0666)) {
+    if (fd_ >= 0 && ::flock(fd_, LOCK_EX) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~FileLock() {
+    if (fd_ >= 0) ::close(fd_);  // closing releases the lock
+  }
+  bool ok() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+absl::StatusOr<PretrainReport> ensure_encoder_weights(const config::ExperimentConfig& cfg,
+                                                      const runtime::Registry& reg,
+                                                      FeatureEncoder& encoder,
+                                                      torch::Device device) {
+  PretrainReport report;
+  auto* enc = dynamic_cast<PretrainableEncoder*>(&encoder);
+  if (enc == nullptr) return report;
+  report.weights = enc->weights_path();
+  if (enc->has_weights()) return report;
+
+  if (auto st = make_parent_dirs(report.weights); !st.ok()) return st;
+  const std::string lock_path = report.weights + ".lock";
+  FileLock lock(lock_path);
+  if (!lock.ok())
+    return absl::PermissionDeniedError(absl::StrCat(lock_path, ": cannot lock (pre-training of ",
+                                                    cfg.encoder.name, ")"));
+  if (file_exists(report.weights)) {  // another cell pre-trained it while we waited
+    if (auto st = enc->load_weights(); !st.ok()) return st;
+    return report;
+  }
+
+  DatasetContext dctx;
+  dctx.seed = static_cast<uint64_t>(cfg.seed);
+  dctx.base_dir = std::filesystem::path(cfg.file).parent_path().string();
+  dctx.split = "train";
+  auto data = reg.make_dataset(cfg.data.name, cfg.data.params, dctx);
+  if (!data.ok()) return data.status();
+
+  PretrainContext ctx;
+  ctx.data = data->get();
+  ctx.device = device;
+  const std::string who = cfg.encoder.name;
+  ctx.progress = [&who](int64_t step, int64_t steps, double loss) {
+    if (step == 1 || step == steps || step % std::max<int64_t>(1, steps / 10) == 0)
+      std::fprintf(stderr, "%s: pre-training step %lld/%lld, loss %.5g\n", who.c_str(),
+                   static_cast<long long>(step), static_cast<long long>(steps), loss);
+  };
+  std::fprintf(stderr, "%s: pre-training %s on %s\n", who.c_str(), report.weights.c_str(),
+               cfg.data.name.c_str());
+  const auto t0 = std::chrono::steady_clock::now();
+  absl::Status st;
+  try {
+    st = enc->pretrain(ctx);
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    st = absl::InternalError(absl::StrCat(report.weights, ": pre-training of ", who,
+                                          " failed: ", what.substr(0, what.find('\n'))));
+  }
+  if (!st.ok()) return st;
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  report.pretrained = true;
+  if (auto ld = enc->load_weights(); !ld.ok()) return ld;
+  std::fprintf(stderr, "%s: wrote %s in %.1f s\n", who.c_str(), report.weights.c_str(),
+               report.seconds);
+  return report;
+}
+
+}  // namespace drift::train
