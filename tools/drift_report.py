@@ -13,6 +13,13 @@ into --out) and prints their paths:
   <name>_samples.png  2-D data only: generated (EMA) samples over the real ones,
                       rows = cells (at most 8), columns = logged steps (Fig. 3)
   <name>_metric.png   the chosen final metric per cell, with its floor
+  <name>_cell<id>_grid.png
+                      image data ([n, 1 or 3, H, W] samples) only: the last
+                      step's samples of each cell as a grid, one row per class
+                      (10 classes x 10 samples; without labels the first 100)
+  <name>_cell<id>_grid_alpha<a>.png
+                      the same for the samples generated at guidance alpha = a
+                      ([eval] cfg_alphas: /cells/<id>/alpha_samples/<a>)
 
 <name> is the results file name without ".h5". Exits 1 with a one-line error
 naming the file (and dataset) when it cannot be read.
@@ -278,6 +285,70 @@ def sample_steps(g):
     return out
 
 
+def is_image(ds):
+    return ds is not None and len(ds.shape) == 4 and ds.shape[1] in (1, 3)
+
+
+def image_grid(x, labels, classes=10, per_class=10):
+    """[n, C, H, W] samples in [-1, 1] -> an [rows*H, cols*W(, 3)] array in [0, 1]:
+    row c holds the first `per_class` samples labelled c (blank where fewer);
+    without labels, the first classes*per_class samples row by row."""
+    import numpy as np
+    n, C, H, W = x.shape
+    pad = 2
+    grid = np.ones((classes * (H + pad) - pad, per_class * (W + pad) - pad, C), dtype=np.float64)
+    if labels is None:
+        picks = [list(range(r * per_class, min(n, (r + 1) * per_class))) for r in range(classes)]
+    else:
+        picks = [list(np.flatnonzero(labels == c)[:per_class]) for c in range(classes)]
+    for r, idx in enumerate(picks):
+        for j, i in enumerate(idx):
+            img = np.clip((np.asarray(x[i], dtype=np.float64) + 1) / 2, 0, 1).transpose(1, 2, 0)
+            grid[r * (H + pad):r * (H + pad) + H, j * (W + pad):j * (W + pad) + W] = img
+    return grid[:, :, 0] if C == 1 else grid
+
+
+def write_grid(ds, labels_ds, path):
+    import numpy as np
+    import matplotlib.pyplot as plt
+    x = ds[()]
+    labels = np.asarray(labels_ds[()]) if labels_ds is not None else None
+    g = image_grid(x, labels)
+    if g.ndim == 2:
+        plt.imsave(path, g, cmap="gray", vmin=0, vmax=1)
+    else:
+        plt.imsave(path, g)
+
+
+def plot_image_grids(f, summary, out, name):
+    """One PNG grid per cell (and per guidance alpha) with image samples; returns the paths."""
+    import h5py
+    written = []
+    for _, r in summary.iterrows():
+        g = cell_group(f, r["cell"])
+        steps = {s: ds for s, ds in sample_steps(g).items() if is_image(ds)}
+        if not steps:
+            continue
+        cell = int(r["cell"])
+        ds = steps[max(steps)]
+        lab = ds.parent.get(ds.name.rsplit("/", 1)[1] + "_labels")
+        p = os.path.join(out, f"{name}_cell{cell:04d}_grid.png")
+        write_grid(ds, lab, p)
+        written.append(p)
+        alphas = g.get("alpha_samples")
+        if isinstance(alphas, h5py.Group):
+            for a, ag in sorted(alphas.items(), key=lambda kv: _tau_key(kv[0])):
+                if not isinstance(ag, h5py.Group):
+                    continue
+                names = sorted(k for k in ag if not k.endswith("_labels") and is_image(ag[k]))
+                if not names:
+                    continue
+                p = os.path.join(out, f"{name}_cell{cell:04d}_grid_alpha{a}.png")
+                write_grid(ag[names[-1]], ag.get(names[-1] + "_labels"), p)
+                written.append(p)
+    return written
+
+
 def is_2d(ds):
     return ds is not None and len(ds.shape) == 2 and ds.shape[1] == 2
 
@@ -503,6 +574,8 @@ def main(argv=None):
                 print(f"\nskipped {p}: {why}", file=sys.stderr)
             else:
                 written.append(p)
+            p = os.path.join(out, f"{name}_grids")
+            written += plot_image_grids(f, summary, out, name)
             p = os.path.join(out, f"{name}_metric.png")
             if metric is None:
                 print(f"skipped {p}: /summary has no final_* metric column", file=sys.stderr)
