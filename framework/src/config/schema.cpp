@@ -156,10 +156,24 @@ std::vector<SectionSchema> build_schema() {
   out.push_back(plain_section(
       "eval", "Evaluation of the generator against held-out data.",
       {S::StringList("metrics", {"mmd", "energy", "sliced_w"},
-                     "Metrics to compute: `mmd` (kernel MMD), `energy` (energy distance), "
+                     "Metrics to compute, each with its floor (the same metric of real data). "
+                     "Vector samples: `mmd` (kernel MMD), `energy` (energy distance), "
                      "`sliced_w` (sliced Wasserstein), `mode_share` (share of samples per "
-                     "known mode, for datasets that declare modes).")
-           .one_of({"mmd", "energy", "sliced_w", "mode_share"}),
+                     "known mode, for datasets that declare modes). [1, 32, 32] images, under "
+                     "the fixed Fashion-MNIST evaluator against its test split "
+                     "(docs/evaluator.md): `fid` (Fréchet distance of evaluator features), "
+                     "`precision`, `recall` (k-NN manifolds), `accuracy` (per-class accuracy of "
+                     "class-conditional samples), `is` (Inception-Score analogue). Metrics "
+                     "that do not apply to the samples are skipped.")
+           .one_of({"mmd", "energy", "sliced_w", "mode_share", "fid", "precision", "recall",
+                    "accuracy", "is"}),
+       S::FloatList("cfg_alphas", {},
+                    "Class-conditional runs: guidance values alpha at which every evaluation "
+                    "is repeated without retraining (paper Fig. 5): eval columns "
+                    "`<metric>/alpha_<a>`, and the last step's samples in `alpha_samples/<a>/` "
+                    "(schemas/results.md). Empty: the default alpha = 1 only.")
+           .positive(),
+       S::Int("knn_k", 3, "k of the k-NN manifolds of `precision` and `recall`.").at_least(1),
        S::Int("n_samples", 2048, "Generated and real samples per evaluation.").at_least(1),
        S::Int("seed_offset", 1000,
               "The evaluation draws use seed `experiment.seed + seed_offset`, independent of "

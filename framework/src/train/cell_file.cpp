@@ -85,6 +85,18 @@ absl::Status write_cell_file(const std::string& path, const config::ExperimentCo
           if (auto s = f.write(name + "_labels", xl.second); !s.ok()) return s;
       }
     }
+    // alpha_samples/<alpha>/<step> (and <step>_labels): [eval] cfg_alphas.
+    for (const auto& a : rec->alpha_samples_) {
+      const std::string dir = absl::StrCat(g, "/alpha_samples/", format_param_value(ParamValue{a.alpha}));
+      if (auto s = f.create_group(dir); !s.ok()) return s;
+      if (auto s = f.set_attr(dir, "alpha", a.alpha); !s.ok()) return s;
+      const std::string name = absl::StrFormat("%s/%010d", dir, a.step);
+      if (auto s = f.write(name, a.x); !s.ok()) return s;
+      if (auto s = f.set_attr(name, "step", a.step); !s.ok()) return s;
+      if (auto s = f.set_attr(name, "alpha", a.alpha); !s.ok()) return s;
+      if (a.labels.defined())
+        if (auto s = f.write(name + "_labels", a.labels); !s.ok()) return s;
+    }
     if (!rec->features_.empty()) {
       // features/<name>/<step>/{gen, real, drift_norm}
       if (auto s = f.create_group(g + "/features"); !s.ok()) return s;

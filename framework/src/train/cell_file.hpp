@@ -19,6 +19,10 @@ class CellRecorder : public CellSink {
   void on_step(const StepLog& log) override;
   void on_eval(const EvalLog& log) override;
   void on_samples(int64_t step, const torch::Tensor& x, const torch::Tensor& labels) override;
+  void on_alpha_samples(int64_t step, double alpha, const torch::Tensor& x,
+                        const torch::Tensor& labels) override {
+    alpha_samples_.push_back({step, alpha, x.detach().to(torch::kCPU, torch::kFloat32), labels});
+  }
   void on_features(const FeatureLog& log) override { features_.push_back(log); }
   void on_real_samples(const torch::Tensor& x) override { real_ = x.detach().to(torch::kCPU); }
 
@@ -36,6 +40,12 @@ class CellRecorder : public CellSink {
   io::Table train_, eval_;
   std::vector<std::pair<int64_t, std::pair<torch::Tensor, torch::Tensor>>> samples_;
   torch::Tensor real_;
+  struct AlphaSamples {
+    int64_t step;
+    double alpha;
+    torch::Tensor x, labels;
+  };
+  std::vector<AlphaSamples> alpha_samples_;
   std::vector<FeatureLog> features_;
 };
 

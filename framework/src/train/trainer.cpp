@@ -9,10 +9,14 @@
 #include <filesystem>
 #include <iostream>
 #include <limits>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "drift/field.hpp"
+#include "metrics/evaluator.hpp"
+#include "metrics/images.hpp"
 #include "metrics/lowdim.hpp"
 #include "train/ema.hpp"
 #include "train/feature_log.hpp"
@@ -216,8 +220,31 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   DataBatch real_b = dataset.sample(n_eval, eval_rng);
   const bool lowdim = shape.size() == 1;
   sink.on_real_samples(real_a.x);
+  // Metrics that do not apply to the samples are skipped: low-dimensional ones
+  // for [D] samples, image ones (metrics/images.hpp) for [1, 32, 32] samples,
+  // under the fixed evaluator against the Fashion-MNIST test split, with
+  // real_b (training images) as the floor.
+  std::vector<std::string> lowdim_names, image_names;
+  for (const auto& m : metric_names)
+    (metrics::is_image_metric(m) ? image_names : lowdim_names).push_back(m);
+  std::optional<metrics::Evaluator> evaluator;
+  std::optional<metrics::ImageMetrics> image_metrics;
+  if (shape == std::vector<int64_t>{1, 32, 32} && !image_names.empty()) {
+    auto ev_or = metrics::Evaluator::load();
+    if (!ev_or.ok()) return fail(ev_or.status());
+    evaluator.emplace(std::move(*ev_or));
+    auto im = metrics::fashion_mnist_image_metrics(*evaluator, image_names, real_b.x,
+                                                   conditional ? real_b.labels : torch::Tensor(),
+                                                   ev.get_int("knn_k"));
+    if (!im.ok()) return fail(im.status());
+    image_metrics.emplace(std::move(*im));
+  }
+  // Guidance values evaluated without retraining (class-conditional runs only).
+  const std::vector<double> eval_alphas =
+      conditional ? ev.get_float_list("cfg_alphas") : std::vector<double>{};
 
-  auto generate_eval = [&]() {
+  // alpha <= 0: the generator's default (alpha = 1).
+  auto generate_eval = [&](double alpha = 0) {
     torch::NoGradGuard no_grad;
     Ema::Scope use_ema(ema);
     generator->eval();
@@ -226,17 +253,37 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     req.device = device;
     req.rng = cpu_rng(stream_seed(seed, kEval) + 1);  // same noise at every evaluation
     if (conditional) req.labels = real_a.labels.to(device);
+    if (alpha > 0) req.alpha = torch::full({n_eval}, alpha, torch::kFloat32).to(device);
     // A copy: the generator may return a view of its (EMA-swapped) parameters.
     auto x = generator->generate(req).to(torch::kCPU, torch::kFloat32).clone();
     generator->train();
     return x;
   };
+  auto metric_values = [&](const torch::Tensor& x) {
+    std::vector<std::pair<std::string, double>> v;
+    if (lowdim && !lowdim_names.empty())
+      v = metrics::evaluate_lowdim(lowdim_names, x, real_a.x, real_b.x, dataset.modes(),
+                                   stream_seed(seed, kMetric));
+    if (image_metrics)
+      for (auto& nv : image_metrics->evaluate(evaluator->embed(x),
+                                              conditional ? real_a.labels : torch::Tensor()))
+        v.push_back(std::move(nv));
+    return v;
+  };
   auto evaluate = [&](int64_t step, const torch::Tensor& x) {
     EvalLog log;
     log.step = step;
-    if (lowdim && !metric_names.empty())
-      log.values = metrics::evaluate_lowdim(metric_names, x, real_a.x, real_b.x, dataset.modes(),
-                                            stream_seed(seed, kMetric));
+    log.values = metric_values(x);
+    // The same metrics at each [eval] cfg_alphas value, as "<metric>/alpha_<a>"
+    // (floors do not depend on alpha: not repeated); the samples of the last
+    // step are kept per alpha.
+    for (double a : eval_alphas) {
+      auto xa = generate_eval(a);
+      const std::string suffix = "/alpha_" + format_param_value(ParamValue{a});
+      for (const auto& [name, v] : metric_values(xa))
+        if (!absl::EndsWith(name, "_floor")) log.values.emplace_back(name + suffix, v);
+      if (step == steps) sink.on_alpha_samples(step, a, xa, real_a.labels);
+    }
     sink.on_eval(log);
   };
   auto feature_logger = FeatureLogger::create(ev, *encoder, cfg.encoder.name, real_a.x, device);

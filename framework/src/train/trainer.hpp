@@ -50,6 +50,9 @@ class CellSink {
   virtual void on_eval(const EvalLog& log) = 0;
   virtual void on_features(const FeatureLog& /*log*/) {}
   virtual void on_samples(int64_t step, const torch::Tensor& x, const torch::Tensor& labels) = 0;
+  // Samples generated at guidance `alpha` ([eval] cfg_alphas), after the last step.
+  virtual void on_alpha_samples(int64_t /*step*/, double /*alpha*/, const torch::Tensor& /*x*/,
+                                const torch::Tensor& /*labels*/) {}
   virtual void on_real_samples(const torch::Tensor& x) = 0;
 };
 
