@@ -5,7 +5,9 @@
 
 Prints /summary as a Markdown table (one row per cell: grid values, final
 metrics, steps, wall time; failed and diverged cells marked, with the first
-line of their error), then writes three PNG plots beside the results file (or
+line of their error; per-class accuracies left out), a second table of the
+metrics at each evaluation guidance alpha when there are some ([eval]
+cfg_alphas: one row per cell and alpha), then writes three PNG plots beside the results file (or
 into --out) and prints their paths:
 
   <name>_m_tau.png    m_tau per logged step, one line per cell and temperature,
@@ -188,10 +190,42 @@ def md_cell(s):
     return str(s).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
+ALPHA_COL_RE = re.compile(r"^final_(.+)/alpha_([^/]+)$")     # [eval] cfg_alphas columns
+PER_CLASS_RE = re.compile(r"^final_accuracy_[0-9]+(/alpha_.*)?$")  # per-class accuracies
+
+
+def in_main_table(c):
+    """Per-alpha and per-class columns go to the guidance table / stay in the file."""
+    return not ALPHA_COL_RE.match(c) and not PER_CLASS_RE.match(c)
+
+
+def alpha_table(summary, keys):
+    """Markdown: one row per (cell, guidance alpha) with the metrics evaluated
+    at that alpha ([eval] cfg_alphas); None when there are none."""
+    by = {}
+    for c in summary.columns:
+        m = ALPHA_COL_RE.match(c)
+        if m and not PER_CLASS_RE.match(c):
+            by.setdefault(m.group(1), {})[m.group(2)] = c
+    if not by:
+        return None
+    metrics = list(by)
+    alphas = sorted({a for d in by.values() for a in d}, key=_tau_key)
+    header = ["cell"] + keys + ["alpha"] + metrics
+    lines = ["| " + " | ".join(md_cell(c) for c in header) + " |",
+             "|" + "|".join("---:" if c in ("cell", "alpha") or c in metrics else "---" for c in header) + "|"]
+    for _, r in summary.iterrows():
+        for a in alphas:
+            vals = [f"{int(r['cell']):04d}"] + [fmt(r[k]) for k in keys] + [a]
+            vals += [fmt(r[by[m][a]]) if a in by[m] else "" for m in metrics]
+            lines.append("| " + " | ".join(md_cell(v) for v in vals) + " |")
+    return "\n".join(lines)
+
+
 def markdown_table(f, summary, keys):
-    final = [c for c in summary.columns if c.startswith("final_")]
+    final = [c for c in summary.columns if c.startswith("final_") and in_main_table(c)]
     rest = [c for c in summary.columns
-            if c not in keys and c not in final and c not in ("cell", "status")]
+            if c not in keys and c not in final and c not in ("cell", "status") and in_main_table(c)]
     cols = ["cell", "status"] + keys + final + rest
     notes = [cell_note(f, r) for _, r in summary.iterrows()]
     has_notes = any(notes)
@@ -548,6 +582,12 @@ def main(argv=None):
               + (f"; grid: {', '.join(keys)}" if keys else ""))
         print()
         print(markdown_table(f, summary, keys))
+        at = alpha_table(summary, keys)
+        if at:
+            print()
+            print("Metrics at each evaluation guidance alpha ([eval] cfg_alphas; the table above is alpha = 1):")
+            print()
+            print(at)
 
         if args.no_plots:
             return 0

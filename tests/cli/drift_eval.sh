@@ -49,7 +49,10 @@ with h5py.File(f"{d}/run.h5", "w") as f:
         a.attrs["step"] = 20
         g[f"alpha_samples/1.5/{20:010d}_labels"] = labels
     st = h5py.string_dtype()
-    summary = np.array([(0, "done"), (1, "done")], dtype=[("cell", "<i8"), ("status", st)])
+    cols = [("cell", "<i8"), ("status", st), ("final_fid", "<f8"), ("final_fid_floor", "<f8"),
+            ("final_accuracy_3", "<f8"), ("final_fid/alpha_1.5", "<f8"), ("final_fid/alpha_2.0", "<f8")]
+    summary = np.array([(0, "done", 12.5, 1.5, 0.75, 11.25, 10.125),
+                        (1, "done", 22.5, 1.5, 0.5, 21.25, 20.125)], dtype=cols)
     f["summary"] = summary
 EOF
 
@@ -92,6 +95,10 @@ grep -q "cells/0000/alpha_samples/1.5/0000000020" "$tmp/out.txt" || fail "--alph
 # --- drift-report: one grid per cell and per alpha ------------------------------------
 DRIFT_PYTHON=$py "$DRIFT_SOURCE_DIR/tools/drift-report" "$tmp/run.h5" --out "$tmp/plots" > "$tmp/rep.txt" 2>&1 \
   || { cat "$tmp/rep.txt"; fail "drift-report on image results"; }
+grep -q "^| cell | status | final_fid | final_fid_floor |" "$tmp/rep.txt" || { cat "$tmp/rep.txt"; fail "no main table"; }
+if grep "^| cell | status" "$tmp/rep.txt" | grep -qE "accuracy_3|alpha"; then fail "per-class / per-alpha columns in the main table"; fi
+grep -q "^| cell | alpha | fid |" "$tmp/rep.txt" || { cat "$tmp/rep.txt"; fail "no guidance table"; }
+grep -q "^| 0001 | 2.0 | 20.12 |" "$tmp/rep.txt" || { cat "$tmp/rep.txt"; fail "guidance table lacks cell 1 at alpha 2.0"; }
 for p in run_cell0000_grid run_cell0001_grid run_cell0000_grid_alpha1.5; do
   png=$tmp/plots/$p.png
   grep -qx "wrote $png" "$tmp/rep.txt" || { cat "$tmp/rep.txt"; fail "drift-report did not write $png"; }
