@@ -33,7 +33,7 @@ std::vector<ParamSpec> with_features(std::vector<ParamSpec> specs) {
 
 std::vector<ParamSpec> arch_params() {
   return {ParamSpec::IntList("widths", {32, 64, 128}, "Channels of each stage.").at_least(1).non_empty(),
-          ParamSpec::IntList("blocks", {2, 2, 2},
+          ParamSpec::IntList("blocks", {1, 1, 1},
                              "Basic blocks per stage (as many entries as `widths`); maps at each "
                              "stage end (s1, s2, ...) and after every 2nd block inside a stage "
                              "(s1b2, ...).")
@@ -56,7 +56,7 @@ std::vector<ParamSpec> pretrained_params(int64_t steps) {
                               "Pre-train (once) when the weights file does not exist; false: a "
                               "missing file is an error."));
   p.push_back(ParamSpec::Int("pretrain_steps", steps, "Pre-training steps.").at_least(1));
-  p.push_back(ParamSpec::Int("pretrain_batch", 64, "Images per pre-training step.").at_least(2));
+  p.push_back(ParamSpec::Int("pretrain_batch", 32, "Images per pre-training step.").at_least(2));
   p.push_back(ParamSpec::Float("pretrain_lr", 2e-3, "Peak AdamW learning rate of pre-training.").positive());
   p.push_back(ParamSpec::Int("pretrain_seed", 0, "Seed of pre-training's draws (data, masks, augmentations).")
                   .at_least(0));
@@ -231,7 +231,7 @@ DRIFT_PLUGIN("encoder_resnet", r) {
       "ResNet pre-trained here as a masked autoencoder (2x2 patches masked, L2 on them); "
       "weights file + SHA-256",
       with_features([] {
-        auto p = pretrained_params(600);
+        auto p = pretrained_params(400);
         p.push_back(ParamSpec::Float("mask_prob", 0.5, "Probability that a patch is masked.")
                         .above(0)
                         .below(1));
@@ -257,7 +257,7 @@ DRIFT_PLUGIN("encoder_resnet", r) {
       "ResNet pre-trained here with SimCLR (shift/flip/noise views, NT-Xent); weights file + "
       "SHA-256",
       with_features([] {
-        auto p = pretrained_params(600);
+        auto p = pretrained_params(400);
         p.push_back(ParamSpec::Float("temperature", 0.5, "NT-Xent temperature.").positive());
         p.push_back(ParamSpec::Int("shift", 4, "Largest random shift of a view, in pixels.").at_least(0));
         p.push_back(ParamSpec::Float("flip", 0.5, "Probability of a horizontal flip.").in_range(0, 1));

@@ -32,7 +32,7 @@ namespace drift_resnet {
 struct ResNetConfig {
   int64_t in_channels = 1;
   std::vector<int64_t> widths{32, 64, 128};
-  std::vector<int64_t> blocks{2, 2, 2};
+  std::vector<int64_t> blocks{1, 1, 1};
   int64_t groups = 8;
   // "resnet in=1 widths=[32,64,128] blocks=[2,2,2] groups=8": identifies weights.
   std::string describe() const;
@@ -74,8 +74,8 @@ torch::nn::GroupNorm group_norm(int64_t groups, int64_t channels);
 
 // --- pre-training (SPEC.md section 8) -----------------------------------------
 struct PretrainOptions {
-  int64_t steps = 600;
-  int64_t batch = 64;
+  int64_t steps = 400;
+  int64_t batch = 32;
   double lr = 1e-3;
   int64_t seed = 0;
 };
