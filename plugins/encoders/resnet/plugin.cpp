@@ -48,7 +48,8 @@ std::vector<ParamSpec> pretrained_params(int64_t steps) {
       "weights", "",
       "Weights file; relative paths are relative to the experiment file. Empty: "
       "results/encoders/<encoder>-<hash of the architecture and pre-training parameters>.pt, "
-      "relative to the current directory (like the results file)."));
+      "relative to the current directory (like the results file). The dataset is not part of "
+      "that name: give a path when pre-training on other data."));
   p.push_back(ParamSpec::String("sha256", "",
                                 "Expected SHA-256 of the weights file; empty: the one in "
                                 "<weights>.sha256, written beside it by pre-training."));
