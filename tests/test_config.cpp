@@ -294,8 +294,8 @@ TEST(Config, OutOfRangeValues) {
              {"[data]", "toy2d", "'n_modes' = 0"});
   expect_has(error_of(std::string(kMinimal) + "[experiment]\ndevice = \"gpu\"\n"),
              {"[experiment]", "'device' = \"gpu\"", "\"cpu\", \"cuda\", \"auto\""});
-  expect_has(error_of(std::string(kMinimal) + "[eval]\nmetrics = [\"mmd\", \"fid\"]\n"),
-             {"[eval]", "'metrics'", "\"fid\""});
+  expect_has(error_of(std::string(kMinimal) + "[eval]\nmetrics = [\"mmd\", \"fidd\"]\n"),
+             {"[eval]", "'metrics'", "\"fidd\""});
   expect_has(error_of(std::string(kMinimal) + "[train]\ncfg_alpha_min = 3\ncfg_alpha_max = 2\n"),
              {"[train] 'cfg_alpha_max' = 2.0", "'cfg_alpha_min' = 3.0"});
 }
