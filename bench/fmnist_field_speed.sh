@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Training-step speed of a Fashion-MNIST cell (DiT generator, identity encoder,
-# 10 classes x 32 generated / 32 positive / 16 unconditional samples) with the
+# Training-step speed of a Fashion-MNIST cell (DiT generator, random_resnet encoder,
+# 10 classes x 16 generated / 16 positive / 8 unconditional samples) with the
 # plain and the fused drift field, run back to back by one drift-run call.
 # Prints the median seconds per step (steps 3..end) and steps/s of each.
 #   bash bench/fmnist_field_speed.sh [BUILD_DIR] [THREADS]
