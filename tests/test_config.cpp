@@ -242,6 +242,54 @@ TEST(Config, GridOverPluginSelection) {
   EXPECT_DOUBLE_EQ(c->kernel.params.get_float("bandwidth"), 3.0);
 }
 
+TEST(Config, PerComponentSubTables) {
+  // [encoder.mae_resnet] applies only where mae_resnet is selected, so a grid
+  // over the encoder can give it parameters identity does not have.
+  const std::string text = std::string(kMinimal) +
+                           "[encoder.mae_resnet]\ndepth = 5\n[kernel.gauss]\nbandwidth = 0.25\n"
+                           "[grid]\n\"encoder.plugin\" = [\"identity\", \"mae_resnet\"]\n";
+  auto exp = drift::config::parse_experiment(text, kPath);
+  ASSERT_TRUE(exp.ok()) << exp.status();
+  auto cells = drift::config::resolve_all(*exp, fakes());
+  ASSERT_TRUE(cells.ok()) << cells.status();
+  EXPECT_EQ((*cells)[0].encoder.name, "identity");
+  EXPECT_FALSE((*cells)[0].encoder.params.has("depth"));
+  EXPECT_EQ((*cells)[1].encoder.params.get_int("depth"), 5);
+  EXPECT_EQ((*cells)[1].kernel.name, "laplace");
+  // The resolved file has plain keys and resolves to the same values.
+  EXPECT_NE((*cells)[1].resolved_toml.find("[encoder]\nplugin = \"mae_resnet\"\ndepth = 5\n"),
+            std::string::npos)
+      << (*cells)[1].resolved_toml;
+  auto again = drift::config::parse_experiment((*cells)[1].resolved_toml, kPath);
+  ASSERT_TRUE(again.ok()) << again.status();
+  auto c2 = drift::config::resolve_cell(*again, 0, fakes());
+  ASSERT_TRUE(c2.ok()) << c2.status();
+  EXPECT_EQ(c2->encoder.params.get_int("depth"), 5);
+  auto k = resolve(std::string(kMinimal) + "[kernel]\nplugin = \"gauss\"\n[kernel.gauss]\nbandwidth = 0.25\n");
+  ASSERT_TRUE(k.ok()) << k.status();
+  EXPECT_DOUBLE_EQ(k->kernel.params.get_float("bandwidth"), 0.25);
+
+  // Checked in every cell, selected or not: unknown component, unknown or
+  // out-of-range parameter, a key given twice.
+  expect_has(error_of(std::string(kMinimal) + "[encoder.mae_resnt]\ndepth = 3\n"),
+             {"[encoder.mae_resnt]: no encoder 'mae_resnt'", "did you mean 'mae_resnet'?"});
+  expect_has(error_of(std::string(kMinimal) + "[encoder.mae_resnet]\ndepht = 3\n"),
+             {"[encoder.mae_resnet]: the encoder 'mae_resnet' has no parameter 'depht'",
+              "did you mean 'depth'?"});
+  expect_has(error_of(std::string(kMinimal) + "[encoder.mae_resnet]\ndepth = 0\n"),
+             {"[encoder.mae_resnet]", "depth"});
+  expect_has(error_of(std::string(kMinimal) + "[encoder.mae_resnet]\nplugin = \"identity\"\n"),
+             {"[encoder.mae_resnet]: the encoder 'mae_resnet' has no parameter 'plugin'"});
+  expect_has(error_of(std::string(kMinimal) +
+                      "[encoder]\nplugin = \"mae_resnet\"\ndepth = 2\n[encoder.mae_resnet]\ndepth = 3\n"),
+             {"[encoder.mae_resnet] 'depth': also given in [encoder]"});
+  expect_has(error_of(std::string(kMinimal) + "[encoder.mae_resnet]\ndepth = 3\n[grid]\n"
+                      "\"encoder.plugin\" = [\"mae_resnet\"]\n\"encoder.depth\" = [4]\n"),
+             {"[encoder.mae_resnet] 'depth': also given by [grid] 'encoder.depth'"});
+  // Sections that select no component keep refusing tables.
+  expect_has(error_of(std::string(kMinimal) + "[train.x]\nsteps = 3\n"), {"[train]", "'x'"});
+}
+
 TEST(Config, SyntaxErrorHasFileLineColumn) {
   drift::test::ScratchDir tmp("cfg-syntax");
   const std::string& dir = tmp.path();

@@ -346,8 +346,15 @@ absl::StatusOr<ExperimentConfig> resolve_cell(const Experiment& exp, size_t cell
   for (const SectionSchema& s : experiment_schema()) {
     std::string where = absl::StrCat(path, ": [", s.name, "]");
     std::map<std::string, ParamValue> given;
+    // Plugin sections: [<section>.<component>] sub-tables hold parameters used
+    // only in cells that select that component (schemas/experiment.md).
+    std::vector<std::pair<std::string, const toml::table*>> per_component;
     if (const auto* sec = t[s.name].as_table()) {
       for (const auto& [k, node] : ordered(*sec)) {
+        if (const auto* sub = node->as_table(); sub != nullptr && s.is_plugin_section) {
+          per_component.emplace_back(k, sub);
+          continue;
+        }
         auto v = to_param_value(*node, absl::StrCat(where, " '", k, "'"));
         if (!v.ok()) return v.status();
         given[k] = *std::move(v);
@@ -384,6 +391,48 @@ absl::StatusOr<ExperimentConfig> resolve_cell(const Experiment& exp, size_t cell
                                        comp.status().message()));
     const auto& comp_specs = (*comp)->info.params;
     auto comp_names = key_names(comp_specs);
+    // Sub-tables: each names a component of this kind and is checked against
+    // its parameters in every cell; the selected one's keys join the section.
+    for (const auto& [cname, sub] : per_component) {
+      std::string sub_where = absl::StrCat(path, ": [", s.name, ".", cname, "]");
+      auto other = registry.get(kind, cname);
+      if (!other.ok() && (std::find(comp_names.begin(), comp_names.end(), cname) != comp_names.end() ||
+                          std::find(fw_names.begin(), fw_names.end(), cname) != fw_names.end())) {
+        // A parameter written as a table: the usual type error.
+        auto v = to_param_value(*sub, absl::StrCat(where, " '", cname, "'"));
+        if (!v.ok()) return v.status();
+      }
+      if (!other.ok())
+        return error(path, absl::StrCat("[", s.name, ".", cname, "]: no ",
+                                        component_kind_name(kind), " '", cname,
+                                        "' (a sub-table of [", s.name,
+                                        "] holds the parameters of the component it names)",
+                                        did_you_mean(cname, registry.names(kind))));
+      auto other_names = key_names((*other)->info.params);
+      std::map<std::string, ParamValue> sub_given;
+      for (const auto& [k, node] : ordered(*sub)) {
+        if (std::find(other_names.begin(), other_names.end(), k) == other_names.end())
+          return error(path, absl::StrCat("[", s.name, ".", cname, "]: the ",
+                                          component_kind_name(kind), " '", cname,
+                                          "' has no parameter '", k, "'",
+                                          did_you_mean(k, other_names)));
+        auto v = to_param_value(*node, absl::StrCat(sub_where, " '", k, "'"));
+        if (!v.ok()) return v.status();
+        sub_given[k] = *std::move(v);
+      }
+      auto checked = registry.validate(kind, cname, sub_given, sub_where);
+      if (!checked.ok()) return checked.status();
+      if (cname != name) continue;
+      for (auto& [k, v] : sub_given) {
+        if (given.count(k))
+          return error(path, absl::StrCat("[", s.name, ".", cname, "] '", k, "': also given ",
+                                          from_grid[s.name].count(k) ? "by [grid] '" : "in [",
+                                          from_grid[s.name].count(k) ? s.name + "." + k + "'"
+                                                                     : s.name + "]",
+                                          "; give it in one place"));
+        own_given[k] = std::move(v);
+      }
+    }
     // A component may declare a framework key's name too: it gets the value.
     for (const auto& [k, v] : fw_given)
       if (std::find(comp_names.begin(), comp_names.end(), k) != comp_names.end())
