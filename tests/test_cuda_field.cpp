@@ -26,12 +26,21 @@
 #include "drift/field.hpp"
 #include "field/field_io.hpp"
 #include "io/h5.hpp"
+#include "field_cases.hpp"
 #include "test_util.hpp"
 
 namespace {
 
 using drift::DriftInputs;
 using drift::DriftOutputs;
+using drift::test::Case;
+using drift::test::all_finite;
+using drift::test::compute;
+using drift::test::fields;
+using drift::test::impl_params;
+using drift::test::make_inputs;
+using drift::test::rel_err;
+using drift::test::to;
 
 #define REQUIRE_CUDA()                                                                   \
   do {                                                                                   \
@@ -42,53 +51,9 @@ using drift::DriftOutputs;
       GTEST_SKIP() << "no CUDA kernel in this build (DRIFT_WITH_CUDA=OFF): NOT checked"; \
   } while (0)
 
-drift::Params impl_params(const std::string& impl) {
-  return drift::Params({{"impl", drift::ParamValue(impl)}});
-}
-
 bool cuda_kernel_built() {
   return drift::test::default_registry().make_kernel("laplace", impl_params("cuda")).ok();
 }
-
-DriftOutputs compute(const DriftInputs& raw, const std::string& impl,
-                     const std::string& normalizer = "feature_drift") {
-  auto& reg = drift::test::default_registry();
-  auto k = reg.make_kernel("laplace", impl_params(impl));
-  auto n = reg.make_normalizer(normalizer, {});
-  if (!k.ok()) throw std::runtime_error(std::string(k.status().message()));
-  if (!n.ok()) throw std::runtime_error(std::string(n.status().message()));
-  const auto in = drift::canonicalize_drift_inputs(raw);
-  torch::NoGradGuard ng;
-  auto out = (*k)->compute(in, **n);
-  if (out.V.is_cuda()) torch::cuda::synchronize();  // surface asynchronous errors here
-  return out;
-}
-
-double rel_err(const torch::Tensor& out, const torch::Tensor& ref) {
-  auto o = out.detach().to(torch::kCPU, torch::kFloat64).reshape(-1);
-  auto r = ref.detach().to(torch::kCPU, torch::kFloat64).reshape(-1);
-  const double denom = r.norm().item<double>();
-  const double num = (o - r).norm().item<double>();
-  return denom > 0 ? num / denom : num;
-}
-
-DriftInputs to(const DriftInputs& in, torch::Device dev, torch::ScalarType dt) {
-  DriftInputs o = in;
-  for (torch::Tensor* t : {&o.gen, &o.pos, &o.neg, &o.w_gen, &o.w_pos, &o.w_neg})
-    if (t->defined()) *t = t->to(dev, dt);
-  return o;
-}
-
-struct Case {
-  std::string name;
-  int64_t B, Cg, Cp, Cn, S;
-  std::vector<double> temps = {0.02, 0.05, 0.2};
-  enum Weights { kOnes, kRandom, kSomeZero } weights = kRandom;
-  double coord = 1.0;
-  double offset = 0.0;
-  bool collapsed = false;
-  bool far_apart = false;
-};
 
 std::vector<Case> cases() {
   std::vector<Case> c = {
@@ -124,54 +89,9 @@ std::vector<Case> cases() {
 }
 
 // Fresh inputs on every run (the seed comes from std::random_device, printed on failure).
-DriftInputs make_inputs(const Case& c, uint64_t seed) {
-  torch::manual_seed(seed);
-  auto o = torch::TensorOptions().dtype(torch::kFloat64);
-  DriftInputs in;
-  in.gen = torch::randn({c.B, c.Cg, c.S}, o);
-  in.pos = torch::randn({c.B, c.Cp, c.S}, o) + 0.7;
-  in.neg = torch::randn({c.B, c.Cn, c.S}, o) - 0.4;
-  if (c.collapsed) in.gen = torch::randn({c.B, 1, c.S}, o) + 1e-6 * in.gen;
-  if (c.far_apart) {
-    in.gen = in.gen + 1e4 * torch::arange(c.Cg, o).reshape({1, c.Cg, 1});
-    in.pos = in.pos - 1e4 * (1 + torch::arange(c.Cp, o)).reshape({1, c.Cp, 1});
-    in.neg = in.neg + 1e4 * (c.Cg + torch::arange(c.Cn, o)).reshape({1, c.Cn, 1});
-  }
-  in.gen = in.gen * c.coord + c.offset;
-  in.pos = in.pos * c.coord + c.offset;
-  in.neg = in.neg * c.coord + c.offset;
-  switch (c.weights) {
-    case Case::kOnes:
-      break;
-    case Case::kRandom:
-      in.w_gen = torch::rand({c.B, c.Cg}, o) + 0.5;
-      in.w_pos = torch::rand({c.B, c.Cp}, o) + 0.5;
-      in.w_neg = torch::rand({c.B, c.Cn}, o) * 3.0;
-      break;
-    case Case::kSomeZero:
-      in.w_gen = (torch::rand({c.B, c.Cg}, o) > 0.3).to(torch::kFloat64);
-      in.w_pos = torch::rand({c.B, c.Cp}, o) * (torch::rand({c.B, c.Cp}, o) > 0.3);
-      in.w_neg = torch::rand({c.B, c.Cn}, o) * (torch::rand({c.B, c.Cn}, o) > 0.5);
-      break;
-  }
-  in.temperatures = c.temps;
-  return in;
-}
-
 uint64_t fresh_seed() {
   std::random_device rd;
   return (static_cast<uint64_t>(rd()) << 32) ^ rd();
-}
-
-std::map<std::string, torch::Tensor> fields(const DriftOutputs& o) {
-  return {{"V", o.V}, {"goal", o.goal}, {"m_tau", o.m_tau}, {"scale", o.scale},
-          {"coord_scale", o.coord_scale}};
-}
-
-bool all_finite(const DriftOutputs& o) {
-  for (const auto& [name, t] : fields(o))
-    if (!t.defined() || !torch::isfinite(t).all().item<bool>()) return false;
-  return true;
 }
 
 double worst_err(const DriftOutputs& got, const DriftOutputs& ref, torch::ScalarType dt,

@@ -20,53 +20,24 @@
 #include "drift/field.hpp"
 #include "field/field_io.hpp"
 #include "io/h5.hpp"
+#include "field_cases.hpp"
 #include "test_util.hpp"
 
 namespace {
 
 using drift::DriftInputs;
 using drift::DriftOutputs;
-
-drift::Params impl_params(const std::string& impl) {
-  return drift::Params({{"impl", drift::ParamValue(impl)}});
-}
-
-DriftOutputs compute(const DriftInputs& raw, const std::string& impl,
-                     const std::string& normalizer = "feature_drift") {
-  auto& reg = drift::test::default_registry();
-  auto k = reg.make_kernel("laplace", impl_params(impl));
-  auto n = reg.make_normalizer(normalizer, {});
-  if (!k.ok() || !n.ok()) throw std::runtime_error("cannot make kernel/normalizer");
-  const auto in = drift::canonicalize_drift_inputs(raw);
-  torch::NoGradGuard ng;
-  return (*k)->compute(in, **n);
-}
-
-double rel_err(const torch::Tensor& out, const torch::Tensor& ref) {
-  auto o = out.detach().to(torch::kFloat64).reshape(-1);
-  auto r = ref.detach().to(torch::kFloat64).reshape(-1);
-  const double denom = r.norm().item<double>();
-  const double num = (o - r).norm().item<double>();
-  return denom > 0 ? num / denom : num;
-}
+using drift::test::Case;
+using drift::test::all_finite;
+using drift::test::compute;
+using drift::test::fields;
+using drift::test::impl_params;
+using drift::test::make_inputs;
+using drift::test::rel_err;
 
 DriftInputs to_dtype(const DriftInputs& in, torch::ScalarType dt) {
-  DriftInputs o = in;
-  for (torch::Tensor* t : {&o.gen, &o.pos, &o.neg, &o.w_gen, &o.w_pos, &o.w_neg})
-    if (t->defined()) *t = t->to(dt);
-  return o;
+  return drift::test::to(in, torch::kCPU, dt);
 }
-
-struct Case {
-  std::string name;
-  int64_t B, Cg, Cp, Cn, S;
-  std::vector<double> temps = {0.02, 0.05, 0.2};
-  enum Weights { kOnes, kRandom, kSomeZero, kAllZeroGen } weights = kRandom;
-  double coord = 1.0;   // spread of the samples
-  double offset = 0.0;  // common offset added to every coordinate
-  bool collapsed = false;
-  bool far_apart = false;
-};
 
 std::vector<Case> cases() {
   std::vector<Case> c = {
@@ -107,57 +78,6 @@ std::vector<Case> cases() {
   k = {"offset_1e3_s256", 2, 12, 12, 0, 256}; k.offset = 1e3; c.push_back(k);
   k = {"coords_1e-3_tau_1e-3", 1, 8, 8, 0, 3, {1e-3}}; k.coord = 1e-3; c.push_back(k);
   return c;
-}
-
-DriftInputs make_inputs(const Case& c, uint64_t seed) {
-  torch::manual_seed(seed);
-  auto o = torch::TensorOptions().dtype(torch::kFloat64);
-  DriftInputs in;
-  in.gen = torch::randn({c.B, c.Cg, c.S}, o);
-  in.pos = torch::randn({c.B, c.Cp, c.S}, o) + 0.7;
-  in.neg = torch::randn({c.B, c.Cn, c.S}, o) - 0.4;
-  if (c.collapsed) in.gen = torch::randn({c.B, 1, c.S}, o) + 1e-6 * in.gen;
-  if (c.far_apart) {
-    // every sample far from every other: all exp(logits) underflow
-    in.gen = in.gen + 1e4 * torch::arange(c.Cg, o).reshape({1, c.Cg, 1});
-    in.pos = in.pos - 1e4 * (1 + torch::arange(c.Cp, o)).reshape({1, c.Cp, 1});
-    in.neg = in.neg + 1e4 * (c.Cg + torch::arange(c.Cn, o)).reshape({1, c.Cn, 1});
-  }
-  in.gen = in.gen * c.coord + c.offset;
-  in.pos = in.pos * c.coord + c.offset;
-  in.neg = in.neg * c.coord + c.offset;
-  switch (c.weights) {
-    case Case::kOnes:
-      break;  // undefined: all ones
-    case Case::kRandom:
-      in.w_gen = torch::rand({c.B, c.Cg}, o) + 0.5;
-      in.w_pos = torch::rand({c.B, c.Cp}, o) + 0.5;
-      in.w_neg = torch::rand({c.B, c.Cn}, o) * 3.0;
-      break;
-    case Case::kSomeZero:
-      in.w_gen = (torch::rand({c.B, c.Cg}, o) > 0.3).to(torch::kFloat64);
-      in.w_pos = torch::rand({c.B, c.Cp}, o) * (torch::rand({c.B, c.Cp}, o) > 0.3);
-      in.w_neg = torch::rand({c.B, c.Cn}, o) * (torch::rand({c.B, c.Cn}, o) > 0.5);
-      break;
-    case Case::kAllZeroGen:
-      in.w_gen = torch::zeros({c.B, c.Cg}, o);
-      in.w_pos = torch::rand({c.B, c.Cp}, o) + 0.5;
-      in.w_neg = torch::rand({c.B, c.Cn}, o) + 0.5;
-      break;
-  }
-  in.temperatures = c.temps;
-  return in;
-}
-
-std::map<std::string, torch::Tensor> fields(const DriftOutputs& o) {
-  return {{"V", o.V}, {"goal", o.goal}, {"m_tau", o.m_tau}, {"scale", o.scale},
-          {"coord_scale", o.coord_scale}};
-}
-
-bool all_finite(const DriftOutputs& o) {
-  for (const auto& [name, t] : fields(o))
-    if (!t.defined() || !torch::isfinite(t).all().item<bool>()) return false;
-  return true;
 }
 
 // Worst relative error of `got` against `ref` over all outputs; checks shapes/dtypes.
