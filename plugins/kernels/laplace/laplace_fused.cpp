@@ -178,8 +178,30 @@ DRIFT_ALWAYS_INLINE vd vexp(vd x) {
 
 // ------------------------------------------------------------------ phase 1
 
-// out[r][c] = sum_s (Yt[s, i0 + r] - Yt[s, c0 + c])^2 for kDistRows rows and
-// kColAlign columns (Yt: the problem's [S, Tp] block, pointers already offset).
+// acc[r][v] = sum over s in [s0, s1) of (Yt[s, i0 + r] - Yt[s, c0 + v W + lane])^2
+// for RB rows and kColAlign columns (Yt: the problem's [S, Tp] block, pointers
+// already offset), summed in the compute dtype.
+template <typename T, int RB>
+DRIFT_ALWAYS_INLINE void dist_sums(const T* xcol, const T* ycol, int64_t s0, int64_t s1,
+                                   int64_t Tp, V<T> (&acc)[RB][kColAlign / Vec<T>::W]) {
+  constexpr int W = Vec<T>::W, NV = kColAlign / W;
+  for (int r = 0; r < RB; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = V<T>{};
+  for (int64_t s = s0; s < s1; ++s) {
+    V<T> y[NV];
+    for (int v = 0; v < NV; ++v) y[v] = vload(ycol + s * Tp + v * W);
+    for (int r = 0; r < RB; ++r) {
+      const T x = xcol[s * Tp + r];
+      for (int v = 0; v < NV; ++v) {
+        const V<T> df = y[v] - x;
+        acc[r][v] += df * df;
+      }
+    }
+  }
+}
+
+// out[r][c]: the squared distances over all S coordinates, partial sums of
+// kSChunk coordinates added up in double.
 template <typename T, int RB>
 DRIFT_ALWAYS_INLINE void dist_tile(const T* xcol, const T* ycol, int64_t S, int64_t Tp,
                                    double (&out)[RB][kColAlign]) {
@@ -187,21 +209,8 @@ DRIFT_ALWAYS_INLINE void dist_tile(const T* xcol, const T* ycol, int64_t S, int6
   for (int r = 0; r < RB; ++r)
     for (int c = 0; c < kColAlign; ++c) out[r][c] = 0.0;
   for (int64_t s0 = 0; s0 < S; s0 += kSChunk) {
-    const int64_t s1 = std::min(S, s0 + kSChunk);
     V<T> acc[RB][NV];
-    for (int r = 0; r < RB; ++r)
-      for (int v = 0; v < NV; ++v) acc[r][v] = V<T>{};
-    for (int64_t s = s0; s < s1; ++s) {
-      V<T> y[NV];
-      for (int v = 0; v < NV; ++v) y[v] = vload(ycol + s * Tp + v * W);
-      for (int r = 0; r < RB; ++r) {
-        const T x = xcol[s * Tp + r];
-        for (int v = 0; v < NV; ++v) {
-          const V<T> df = y[v] - x;
-          acc[r][v] += df * df;
-        }
-      }
-    }
+    dist_sums<T, RB>(xcol, ycol, s0, std::min(S, s0 + kSChunk), Tp, acc);
     for (int r = 0; r < RB; ++r)
       for (int v = 0; v < NV; ++v)
         for (int l = 0; l < W; ++l) out[r][v * W + l] += static_cast<double>(acc[r][v][l]);
@@ -214,19 +223,7 @@ DRIFT_ALWAYS_INLINE void dist_tile_short(const T* xcol, const T* ycol, int64_t S
                                          T* d) {
   constexpr int W = Vec<T>::W, NV = kColAlign / W;
   V<T> acc[RB][NV];
-  for (int r = 0; r < RB; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = V<T>{};
-  for (int64_t s = 0; s < S; ++s) {
-    V<T> y[NV];
-    for (int v = 0; v < NV; ++v) y[v] = vload(ycol + s * Tp + v * W);
-    for (int r = 0; r < RB; ++r) {
-      const T x = xcol[s * Tp + r];
-      for (int v = 0; v < NV; ++v) {
-        const V<T> df = y[v] - x;
-        acc[r][v] += df * df;
-      }
-    }
-  }
+  dist_sums<T, RB>(xcol, ycol, 0, S, Tp, acc);
   for (int r = 0; r < RB; ++r)
     for (int v = 0; v < NV; ++v) vstore(d + r * Tp + v * W, acc[r][v]);
 }
