@@ -21,28 +21,13 @@ namespace {
 constexpr double kPi = 3.14159265358979323846;
 using Given = std::map<std::string, ParamValue>;
 
-runtime::Registry& reg() {
-  static runtime::Registry* r = [] {
-    auto* rr = new runtime::Registry();
-    absl::Status st = data::register_toy_datasets(*rr);
-    if (!st.ok()) ADD_FAILURE() << st;
-    return rr;
-  }();
-  return *r;
-}
-
 absl::StatusOr<std::unique_ptr<Dataset>> try_make(const std::string& name, const Given& given,
                                                   const DatasetContext& ctx = {}) {
-  auto p = reg().validate(ComponentKind::Dataset, name, given, "test");
-  if (!p.ok()) return p.status();
-  return reg().make_dataset(name, *p, ctx);
+  return test::try_make_dataset(name, given, ctx);
 }
-
 std::unique_ptr<Dataset> make(const std::string& name, const Given& given = {},
                               const DatasetContext& ctx = {}) {
-  auto d = try_make(name, given, ctx);
-  EXPECT_TRUE(d.ok()) << d.status();
-  return d.ok() ? std::move(*d) : nullptr;
+  return test::make_dataset(name, given, ctx);
 }
 
 at::Generator gen(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
@@ -58,12 +43,12 @@ const std::vector<std::string> kToys = {"bimodal",   "eight_gaussians", "checker
 // ------------------------------------------------------------------ registration
 
 TEST(Datasets, AllRegisteredWithDocumentedParameters) {
-  std::vector<std::string> names = reg().names(ComponentKind::Dataset);
+  std::vector<std::string> names = test::default_registry().names(ComponentKind::Dataset);
   for (const auto& n : kToys)
     EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
   EXPECT_NE(std::find(names.begin(), names.end(), "points"), names.end());
   for (const auto& n : names) {
-    const runtime::RegisteredComponent* c = reg().find(ComponentKind::Dataset, n);
+    const runtime::RegisteredComponent* c = test::default_registry().find(ComponentKind::Dataset, n);
     ASSERT_NE(c, nullptr);
     EXPECT_EQ(c->source, "<built-in>");
     EXPECT_FALSE(c->info.doc.empty()) << n;

@@ -25,28 +25,13 @@ namespace {
 using Given = std::map<std::string, ParamValue>;
 using test::ScratchDir;
 
-runtime::Registry& reg() {
-  static runtime::Registry* r = [] {
-    auto* rr = new runtime::Registry();
-    absl::Status st = runtime::register_builtins(*rr);
-    if (!st.ok()) ADD_FAILURE() << st;
-    return rr;
-  }();
-  return *r;
-}
-
 absl::StatusOr<std::unique_ptr<Dataset>> try_make(const std::string& name, const Given& given,
                                                   const DatasetContext& ctx = {}) {
-  auto p = reg().validate(ComponentKind::Dataset, name, given, "test");
-  if (!p.ok()) return p.status();
-  return reg().make_dataset(name, *p, ctx);
+  return test::try_make_dataset(name, given, ctx);
 }
-
 std::unique_ptr<Dataset> make(const std::string& name, const Given& given = {},
                               const DatasetContext& ctx = {}) {
-  auto d = try_make(name, given, ctx);
-  EXPECT_TRUE(d.ok()) << d.status();
-  return d.ok() ? std::move(*d) : nullptr;
+  return test::make_dataset(name, given, ctx);
 }
 
 at::Generator gen(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }

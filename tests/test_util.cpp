@@ -59,4 +59,20 @@ int run_command(const std::string& cmd, std::string* output) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+absl::StatusOr<std::unique_ptr<Dataset>> try_make_dataset(
+    const std::string& name, const std::map<std::string, ParamValue>& given,
+    const DatasetContext& ctx) {
+  auto p = default_registry().validate(ComponentKind::Dataset, name, given, "test");
+  if (!p.ok()) return p.status();
+  return default_registry().make_dataset(name, *p, ctx);
+}
+
+std::unique_ptr<Dataset> make_dataset(const std::string& name,
+                                      const std::map<std::string, ParamValue>& given,
+                                      const DatasetContext& ctx) {
+  auto d = try_make_dataset(name, given, ctx);
+  EXPECT_TRUE(d.ok()) << d.status();
+  return d.ok() ? std::move(*d) : nullptr;
+}
+
 }  // namespace drift::test

@@ -1,8 +1,13 @@
 // Helpers shared by the tests.
 #pragma once
 
+#include <map>
+#include <memory>
 #include <string>
 
+#include "absl/status/statusor.h"
+#include "drift/dataset.hpp"
+#include "drift/params.hpp"
 #include "runtime/registry.hpp"
 
 namespace drift::test {
@@ -14,6 +19,15 @@ bool shared_available();
 
 // A registry with the plugins built from plugins/ (the default discovery).
 runtime::Registry& default_registry();
+
+// Dataset `name` from default_registry(), its parameters validated from `given`.
+absl::StatusOr<std::unique_ptr<Dataset>> try_make_dataset(
+    const std::string& name, const std::map<std::string, ParamValue>& given,
+    const DatasetContext& ctx = {});
+// The same, failing the calling test (and returning null) when it cannot be made.
+std::unique_ptr<Dataset> make_dataset(const std::string& name,
+                                      const std::map<std::string, ParamValue>& given = {},
+                                      const DatasetContext& ctx = {});
 
 // A fresh empty temporary directory, removed at process exit (a ScratchDir).
 std::string temp_dir(const std::string& tag);
