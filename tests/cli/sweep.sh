@@ -141,6 +141,11 @@ with h5py.File(path, "r") as f:
               "final_sliced_w_floor", "final_m_tau_0.05", "final_m_tau_0.2", "steps_done", "wall_time_s"):
         assert c in summary.columns, f"/summary lacks {c}: {list(summary.columns)}"
     assert summary["steps_done"].dtype == np.int64 and summary["wall_time_s"].dtype == np.float64
+    # CPU seconds of the cell's process: positive for cells that finished training.
+    assert "cpu_time_s" in summary.columns, list(summary.columns)
+    for i in (0, 3):
+        assert 0 < summary["cpu_time_s"][i] < 600, summary["cpu_time_s"]
+        assert float(f["cells"]["%04d" % i].attrs["cpu_time_s"]) == summary["cpu_time_s"][i]
     assert list(summary["steps_done"])[0] == 30 and list(summary["steps_done"])[3] == 30
     assert np.isfinite(summary["final_mmd"][0]) and np.isnan(summary["final_mmd"][1])
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <ctime>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -165,6 +166,8 @@ absl::Status write_experiment_file(const std::string& output, const config::Expe
       }
       summary.set("steps_done", *src->read_int_attr("cell", "steps_done"));
       summary.set("wall_time_s", *src->read_float_attr("cell", "wall_time_s"));
+      auto cpu = src->read_float_attr("cell", "cpu_time_s");
+      summary.set("cpu_time_s", cpu.ok() ? *cpu : std::numeric_limits<double>::quiet_NaN());
       auto err = src->read_string_attr("cell", "error");
       summary.set("error", err.ok() ? *err : std::string());
     }

@@ -62,6 +62,8 @@ absl::Status write_cell_file(const std::string& path, const config::ExperimentCo
       if (!s.ok()) return s;
     for (const auto& [k, v] : cfg.grid_values)
       if (auto s = attr("grid." + k, format_param_value(v)); !s.ok()) return s;
+    if (outcome.cpu_time_s > 0)
+      if (auto s = attr("cpu_time_s", outcome.cpu_time_s); !s.ok()) return s;
     if (outcome.pretrain_time_s > 0)
       if (auto s = attr("pretrain_time_s", outcome.pretrain_time_s); !s.ok()) return s;
     if (!outcome.error.empty())

@@ -4,6 +4,8 @@
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -28,6 +30,14 @@ namespace drift::train {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+// CPU seconds (user + system, all threads) this process has used.
+double process_cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * t.tv_usec; };
+  return sec(ru.ru_utime) + sec(ru.ru_stime);
+}
+
 double since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -101,11 +111,16 @@ bool all_finite(const std::vector<double>& v) {
 CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Registry& reg,
                        CellSink& sink, const ProgressFn& progress) {
   const auto t_start = Clock::now();
+  const double cpu_start = process_cpu_seconds();
   CellOutcome outcome;
+  auto stamp_times = [&] {
+    outcome.wall_time_s = since(t_start);
+    outcome.cpu_time_s = process_cpu_seconds() - cpu_start;
+  };
   auto fail = [&](const absl::Status& st) {
     outcome.status = "failed";
     outcome.error = std::string(st.message());
-    outcome.wall_time_s = since(t_start);
+    stamp_times();
     return outcome;
   };
   const auto& tr = cfg.train;
@@ -411,7 +426,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       outcome.status = "diverged";
       outcome.error = absl::StrCat("step ", step, ": loss = ", log.loss, ", m_tau = [",
                                    absl::StrJoin(log.m_tau, ", "), "] is not finite");
-      outcome.wall_time_s = since(t_start);
+      stamp_times();
       return outcome;
     }
 
@@ -429,7 +444,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     }
   }
   outcome.status = "done";
-  outcome.wall_time_s = since(t_start);
+  stamp_times();
   return outcome;
 }
 

@@ -61,6 +61,7 @@ struct CellOutcome {
   std::string error;   // one line, for diverged/failed
   int64_t steps_done = 0;
   double wall_time_s = 0;
+  double cpu_time_s = 0;       // CPU seconds (user + system, all threads) of the cell
   double pretrain_time_s = 0;  // part of wall_time_s spent pre-training the encoder (0: none)
   std::string device;
 };
