@@ -56,7 +56,6 @@
 #include <cmath>
 #include <limits>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -99,7 +98,6 @@ class SinkhornKernel : public drift::DriftKernel {
   drift::DriftOutputs compute(const drift::DriftInputs& in,
                               const drift::Normalizer& norm) const override {
     torch::NoGradGuard no_grad;
-    const int64_t B = in.gen.size(0);
     const int64_t Cg = in.gen.size(1);
     const int64_t Cn = in.neg.size(1);
     const int64_t Cp = in.pos.size(1);
@@ -134,11 +132,10 @@ class SinkhornKernel : public drift::DriftKernel {
     const Marginal cols_pos = marginal(in.w_pos);
     const Marginal cols_neg = marginal(torch::cat({in.w_gen, in.w_neg}, 1));
 
-    const double lowest = -std::numeric_limits<double>::max() / 16;
     const double floor_log_k =
         old.scalar_type() == torch::kFloat32
             ? -static_cast<double>(std::numeric_limits<float>::max()) / 16
-            : lowest;
+            : -std::numeric_limits<double>::max() / 16;
     const torch::Tensor diag = torch::eye(Cg, Cg + Cn, C.options().dtype(torch::kBool));
 
     torch::Tensor V = torch::zeros_like(old);
@@ -154,7 +151,6 @@ class SinkhornKernel : public drift::DriftKernel {
       V = V + F * norm.drift_factor(m_tau).to(F.dtype());
       m_taus.push_back(m_tau);
     }
-    (void)B;
 
     drift::DriftOutputs out;
     out.V = V;

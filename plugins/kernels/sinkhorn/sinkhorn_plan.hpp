@@ -41,7 +41,10 @@ inline Potentials solve(const torch::Tensor& log_k, const torch::Tensor& log_a,
   torch::NoGradGuard no_grad;
   Potentials p;
   p.f = torch::zeros_like(log_a);
-  p.g = torch::zeros_like(log_c);
+  // g = 0, except -inf for columns of zero mass: they must not count in the
+  // first row update either (otherwise the iterates, though not the limit,
+  // depend on columns that carry no mass).
+  p.g = torch::where(torch::isfinite(log_c), torch::zeros_like(log_c), log_c);
   for (int64_t it = 0;; ++it) {
     // log of the row sums of exp(log_k + g) (the row sums of P are exp(f + lse_r)).
     const torch::Tensor lse_r = torch::logsumexp(log_k + p.g.unsqueeze(1), /*dim=*/2);
