@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <iostream>
+#include <map>
 
 #include "config/experiment.hpp"
 #include "io/table.hpp"
@@ -97,6 +98,66 @@ TEST(Train, LogsEveryDocumentedColumn) {
   for (const char* name : {"mmd", "mmd_floor", "energy", "energy_floor", "sliced_w", "sliced_w_floor"})
     EXPECT_TRUE(rec.eval_table().has_column(name)) << name;
   EXPECT_EQ(o.steps_done, 12);
+}
+
+TEST(Train, ExponentialTemperatureScheduleAnnealsEachTemperatureAndLogsIt) {
+  auto constant = make_cfg(kMlp);
+  auto annealed = make_cfg(std::string(kMlp) + R"(
+[kernel]
+temperature_schedule = "exponential"
+temperature_decay = 0.2
+temperature_min = 0.03
+)");
+  drift::train::CellRecorder a, b;
+  ASSERT_EQ(drift::train::train_cell(constant, drift::test::default_registry(), a).status, "done");
+  ASSERT_EQ(drift::train::train_cell(annealed, drift::test::default_registry(), b).status, "done");
+  EXPECT_FALSE(a.train_table().has_column("tau_0"));
+  const auto& t = b.train_table();
+  const std::vector<double> tau0 = {0.02, 0.05, 0.2};
+  for (size_t r = 0; r < t.rows(); ++r) {
+    const double step = static_cast<double>(std::get<int64_t>(t.at(r, "step")));
+    for (size_t k = 0; k < 3; ++k) {
+      const double want = std::max(tau0[k] * std::exp(-0.2 * (step - 1)), 0.03);
+      EXPECT_NEAR(col(t, r, "tau_" + std::to_string(k)), want, 1e-15) << "step " << step << " k " << k;
+    }
+  }
+  EXPECT_DOUBLE_EQ(col(t, 0, "tau_0"), 0.03);  // 0.02 is below the floor from the start
+  EXPECT_DOUBLE_EQ(col(t, 0, "tau_2"), 0.2);
+  // The m_tau columns keep the initial temperatures' names. Step 1 uses the
+  // same temperatures except the floored one; later steps see the annealed ones.
+  EXPECT_TRUE(t.has_column("m_tau_0.02"));
+  EXPECT_EQ(col(a.train_table(), 0, "m_tau_0.2"), col(t, 0, "m_tau_0.2"));
+  EXPECT_NE(col(a.train_table(), 0, "m_tau_0.02"), col(t, 0, "m_tau_0.02"));
+  EXPECT_NE(col(a.train_table(), 11, "m_tau_0.2"), col(t, 11, "m_tau_0.2"));
+  EXPECT_EQ(drift::train::scheduled_temperatures(constant, 1000), tau0);
+}
+
+TEST(Train, RecordsTheEmaGeneratorWeightsAndCpuTime) {
+  auto cfg = make_cfg(kMlp);
+  drift::train::CellRecorder rec;
+  auto o = drift::train::train_cell(cfg, drift::test::default_registry(), rec);
+  ASSERT_EQ(o.status, "done");
+  EXPECT_GT(o.cpu_time_s, 0.0);
+  // Every parameter and buffer of a fresh mlp of this configuration, by name and shape.
+  auto data = drift::test::make_dataset("bimodal");
+  auto fresh = drift::test::default_registry().make_generator(
+      "mlp", cfg.generator.params, drift::train::generator_context(cfg, *data));
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  std::map<std::string, torch::Tensor> want;
+  for (const auto& kv : (*fresh)->named_parameters()) want[kv.key()] = kv.value();
+  for (const auto& kv : (*fresh)->named_buffers()) want[kv.key()] = kv.value();
+  const auto& state = rec.generator_state();
+  ASSERT_EQ(state.size(), want.size());
+  bool changed = false;
+  for (const auto& [name, t] : state) {
+    ASSERT_TRUE(want.count(name)) << name;
+    EXPECT_EQ(t.sizes(), want[name].sizes()) << name;
+    EXPECT_FALSE(t.requires_grad()) << name;
+    EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << name;
+    // Same seed, same initialisation: training (EMA 0.999 over 12 steps) moved the weights.
+    if (t.is_floating_point() && !torch::equal(t, want[name].detach())) changed = true;
+  }
+  EXPECT_TRUE(changed);
 }
 
 TEST(Train, NonFiniteLossStopsTheCellAsDiverged) {

@@ -34,6 +34,7 @@
 #include "data/fashion_mnist.hpp"
 #include "data/images.hpp"
 #include "io/h5.hpp"
+#include "io/results_cell.hpp"
 #include "metrics/evaluator.hpp"
 #include "runtime/threads.hpp"
 
@@ -131,23 +132,10 @@ absl::StatusOr<std::string> cell_group(const drift::io::H5File& f, const Options
     if (o.cell) return error(absl::StrCat(f.path(), ": --cell given but the file is a plain samples file"));
     return std::string();
   }
-  if (f.is_group("cell")) return std::string("cell");
-  if (!f.is_group("cells"))
+  if (!f.is_group("cell") && !f.is_group("cells"))
     return error(absl::StrCat(f.path(), ": no dataset 'samples' [N, 1, 32, 32] and no drift-run "
                                         "results ('cells/<id>' or 'cell')"));
-  auto ids = f.list("cells");
-  if (!ids.ok()) return ids.status();
-  if (!o.cell) {
-    if (ids->size() == 1) return "cells/" + ids->front();
-    return error(absl::StrCat(f.path(), ": ", ids->size(), " cells (", absl::StrJoin(*ids, ", "),
-                              "): choose one with --cell ID"));
-  }
-  std::string id = *o.cell;
-  int64_t n;
-  if (absl::SimpleAtoi(id, &n) && n >= 0) id = absl::StrFormat("%04d", n);
-  if (!f.is_group("cells/" + id))
-    return error(absl::StrCat(f.path(), ": no cell '", *o.cell, "' (cells: ", absl::StrJoin(*ids, ", "), ")"));
-  return "cells/" + id;
+  return drift::io::select_results_cell(f, o.cell);
 }
 
 absl::StatusOr<Samples> read_samples(const drift::io::H5File& f, const Options& o) {

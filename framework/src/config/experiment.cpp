@@ -463,6 +463,9 @@ absl::StatusOr<ExperimentConfig> resolve_cell(const Experiment& exp, size_t cell
     else if (s.name == "kernel") {
       cfg.kernel = std::move(cc);
       cfg.temperatures = fw->get_float_list("temperatures");
+      cfg.temperature_schedule = fw->get_string("temperature_schedule");
+      cfg.temperature_decay = fw->get_float("temperature_decay");
+      cfg.temperature_min = fw->get_float("temperature_min");
     } else cfg.normalizer = std::move(cc);
     resolved.push_back(std::move(rs));
   }

@@ -72,7 +72,9 @@ struct ExperimentConfig {
   std::vector<std::string> plugin_paths;  // absolute
   // Plugin sections.
   ComponentConfig data, generator, encoder, kernel, normalizer;
-  std::vector<double> temperatures;  // [kernel] temperatures
+  std::vector<double> temperatures;  // [kernel] temperatures (initial values)
+  std::string temperature_schedule = "constant";  // [kernel] "constant" | "exponential"
+  double temperature_decay = 0, temperature_min = 0;
   // [train] and [eval], every key present (see config/schema.cpp).
   Params train, eval;
   // This cell of the grid.

@@ -84,7 +84,21 @@ std::vector<SectionSchema> build_schema() {
        S::FloatList("temperatures", {0.02, 0.05, 0.2},
                     "Kernel temperatures; the field is computed for each and combined.")
            .positive()
-           .non_empty()}));
+           .non_empty(),
+       S::String("temperature_schedule", "constant",
+                 "How the temperatures change over training: `constant`, or `exponential` "
+                 "annealing tau_k(t) = max(tau_k * exp(-temperature_decay * (t - 1)), "
+                 "temperature_min) at step t (bandwidth annealing, arXiv 2603.09936). The "
+                 "`m_tau_<tau>` columns keep the names of the initial temperatures; the "
+                 "`tau_<k>` columns of `train` hold the values used at each step.")
+           .one_of({"constant", "exponential"}),
+       S::Float("temperature_decay", 0.0,
+                "Rate r per step of the `exponential` schedule (e.g. 1e-3 shrinks tau by e "
+                "every 1000 steps).")
+           .non_negative(),
+       S::Float("temperature_min", 0.0,
+                "Floor of every annealed temperature (`exponential` schedule); 0: none.")
+           .non_negative()}));
   out.push_back(plugin_section(
       "normalizer", "plugin",
       "How features and drifts are normalised and the per-temperature drifts combined (SPEC "

@@ -28,6 +28,7 @@ void CellRecorder::on_step(const StepLog& log) {
   for (const auto& [name, values] : log.m_tau_per_feature)
     for (size_t t = 0; t < values.size(); ++t)
       train_.set(m_tau_column(log.temperatures[t]) + "/" + name, values[t]);
+  for (size_t k = 0; k < log.tau.size(); ++k) train_.set("tau_" + std::to_string(k), log.tau[k]);
   train_.set("grad_norm", log.grad_norm);
   train_.set("lr", log.lr);
   train_.set("seconds", log.seconds);
@@ -116,6 +117,12 @@ absl::Status write_cell_file(const std::string& path, const config::ExperimentCo
           auto dn = torch::tensor(e.drift_norm, torch::kFloat64);
           if (auto s = f.write(sg + "/drift_norm", dn); !s.ok()) return s;
         }
+    }
+    if (!rec->generator_.empty()) {
+      // generator/<parameter or buffer name>: the EMA weights after the last step.
+      if (auto s = f.create_group(g + "/generator"); !s.ok()) return s;
+      for (const auto& [name, t] : rec->generator_)
+        if (auto s = f.write(g + "/generator/" + name, t); !s.ok()) return s;
     }
     return absl::OkStatus();
   });

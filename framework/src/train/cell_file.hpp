@@ -24,6 +24,9 @@ class CellRecorder : public CellSink {
     alpha_samples_.push_back({step, alpha, x.detach().to(torch::kCPU, torch::kFloat32), labels});
   }
   void on_features(const FeatureLog& log) override { features_.push_back(log); }
+  void on_generator_state(const std::vector<std::pair<std::string, torch::Tensor>>& state) override {
+    generator_ = state;
+  }
   void on_real_samples(const torch::Tensor& x) override { real_ = x.detach().to(torch::kCPU); }
 
   const io::Table& train_table() const { return train_; }
@@ -33,6 +36,7 @@ class CellRecorder : public CellSink {
     return samples_;
   }
   const std::vector<FeatureLog>& feature_logs() const { return features_; }
+  const std::vector<std::pair<std::string, torch::Tensor>>& generator_state() const { return generator_; }
 
  private:
   friend absl::Status write_cell_file(const std::string&, const config::ExperimentConfig&,
@@ -47,6 +51,7 @@ class CellRecorder : public CellSink {
   };
   std::vector<AlphaSamples> alpha_samples_;
   std::vector<FeatureLog> features_;
+  std::vector<std::pair<std::string, torch::Tensor>> generator_;
 };
 
 // Column name of m_tau at temperature tau ("m_tau_0.02").

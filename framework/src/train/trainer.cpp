@@ -108,6 +108,25 @@ bool all_finite(const std::vector<double>& v) {
 
 }  // namespace
 
+uint64_t eval_noise_seed(int64_t seed) { return stream_seed(seed, kEval) + 1; }
+
+GeneratorContext generator_context(const config::ExperimentConfig& cfg, const Dataset& dataset) {
+  GeneratorContext gctx;
+  gctx.sample_shape = dataset.sample_shape();
+  gctx.n_classes = cfg.train.get_int("n_classes") > 0 ? dataset.num_classes() : 0;
+  gctx.seed = stream_seed(cfg.seed, kInit);
+  return gctx;
+}
+
+std::vector<double> scheduled_temperatures(const config::ExperimentConfig& cfg, int64_t step) {
+  std::vector<double> t = cfg.temperatures;
+  if (cfg.temperature_schedule == "exponential")
+    for (double& tau : t)
+      tau = std::max(tau * std::exp(-cfg.temperature_decay * static_cast<double>(step - 1)),
+                     cfg.temperature_min);
+  return t;
+}
+
 CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Registry& reg,
                        CellSink& sink, const ProgressFn& progress) {
   const auto t_start = Clock::now();
@@ -170,11 +189,8 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
         cfg.file, ": [train] n_classes = ", n_classes, " but dataset '", cfg.data.name, "' has only ",
         data_classes, " classes")));
 
-  GeneratorContext gctx;
-  gctx.sample_shape = shape;
-  gctx.n_classes = conditional ? data_classes : 0;
-  gctx.seed = stream_seed(seed, kInit);
-  auto gen_or = reg.make_generator(cfg.generator.name, cfg.generator.params, gctx);
+  auto gen_or = reg.make_generator(cfg.generator.name, cfg.generator.params,
+                                   generator_context(cfg, dataset));
   if (!gen_or.ok()) return fail(gen_or.status());
   auto generator = *gen_or;
   generator->to(device);
@@ -266,7 +282,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     GenerateRequest req;
     req.n = n_eval;
     req.device = device;
-    req.rng = cpu_rng(stream_seed(seed, kEval) + 1);  // same noise at every evaluation
+    req.rng = cpu_rng(eval_noise_seed(seed));  // same noise at every evaluation
     if (conditional) req.labels = real_a.labels.to(device);
     if (alpha > 0) req.alpha = torch::full({n_eval}, alpha, torch::kFloat32).to(device);
     // A copy: the generator may return a view of its (EMA-swapped) parameters.
@@ -305,7 +321,8 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   if (!feature_logger.ok()) return fail(feature_logger.status());
   auto log_features = [&](int64_t step, const torch::Tensor& x) {
     if (feature_logger->enabled())
-      sink.on_features(feature_logger->log(step, x, *encoder, kernel, normalizer, temps));
+      sink.on_features(feature_logger->log(step, x, *encoder, kernel, normalizer,
+                                                           scheduled_temperatures(cfg, step)));
   };
   auto record_samples = [&](int64_t step, const torch::Tensor& x) {
     sink.on_samples(step, x, conditional ? real_a.labels : torch::Tensor());
@@ -381,6 +398,8 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     log.step = step;
     log.temperatures = temps;
     log.m_tau.assign(temps.size(), 0.0);
+    const std::vector<double> step_temps = scheduled_temperatures(cfg, step);
+    if (cfg.temperature_schedule != "constant") log.tau = step_temps;
     for (size_t j = 0; j < gen_feats.size(); ++j) {
       DriftInputs in;
       in.gen = field_precision(as_problems(gen_feats[j].value));
@@ -390,7 +409,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
         in.neg = field_precision(as_problems(neg_feats.at(j).value));
         in.w_neg = w_neg.repeat_interleave(L, 0);
       }
-      in.temperatures = temps;
+      in.temperatures = step_temps;
       DriftOutputs out;
       {
         torch::NoGradGuard no_grad;
@@ -442,6 +461,17 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       }
       if (do_samples) record_samples(step, xs);
     }
+  }
+  {
+    // The EMA weights the evaluations used, for drift-export.
+    torch::NoGradGuard no_grad;
+    Ema::Scope use_ema(ema);
+    std::vector<std::pair<std::string, torch::Tensor>> state;
+    for (const auto& kv : generator->named_parameters())
+      state.emplace_back(kv.key(), kv.value().detach().to(torch::kCPU).clone());
+    for (const auto& kv : generator->named_buffers())
+      state.emplace_back(kv.key(), kv.value().detach().to(torch::kCPU).clone());
+    sink.on_generator_state(state);
   }
   outcome.status = "done";
   stamp_times();

@@ -21,7 +21,8 @@ struct StepLog {
   double loss = 0;
   std::vector<double> m_tau;  // per temperature, averaged over features
   std::vector<std::pair<std::string, std::vector<double>>> m_tau_per_feature;  // when > 1 feature
-  std::vector<double> temperatures;
+  std::vector<double> temperatures;  // the initial temperatures (names of the m_tau columns)
+  std::vector<double> tau;           // the temperatures used at this step, when a schedule changes them
   double grad_norm = 0, lr = 0, seconds = 0;
 };
 
@@ -53,6 +54,9 @@ class CellSink {
   // Samples generated at guidance `alpha` ([eval] cfg_alphas), after the last step.
   virtual void on_alpha_samples(int64_t /*step*/, double /*alpha*/, const torch::Tensor& /*x*/,
                                 const torch::Tensor& /*labels*/) {}
+  // The trained generator's EMA parameters and buffers (name -> CPU tensor),
+  // once, after the last step of a cell that finished: what drift-export reads.
+  virtual void on_generator_state(const std::vector<std::pair<std::string, torch::Tensor>>& /*state*/) {}
   virtual void on_real_samples(const torch::Tensor& x) = 0;
 };
 
@@ -65,6 +69,17 @@ struct CellOutcome {
   double pretrain_time_s = 0;  // part of wall_time_s spent pre-training the encoder (0: none)
   std::string device;
 };
+
+// The seed of the CPU generator that draws a cell's evaluation noise (the same
+// noise at every evaluation): torch.manual_seed(eval_noise_seed(seed)) in
+// Python makes an exported generator (drift-export) draw the same noise.
+uint64_t eval_noise_seed(int64_t seed);
+
+// What the trainer tells the generator of `cfg` when it creates it on `dataset`.
+GeneratorContext generator_context(const config::ExperimentConfig& cfg, const Dataset& dataset);
+
+// [kernel] temperature_schedule: the temperatures used at `step` (1-based).
+std::vector<double> scheduled_temperatures(const config::ExperimentConfig& cfg, int64_t step);
 
 // Called after each step: (step, steps, latest m_tau per temperature).
 using ProgressFn = std::function<void(int64_t, int64_t, const std::vector<double>&)>;
