@@ -312,8 +312,24 @@ int run_sweep(const SweepOptions& opt) {
   // Cells that finished after the last rebuild of a killed run are merged now.
   if (n_skipped > 0) merge();
 
+  // Without a terminal (a log file, a batch job) the progress goes out as plain
+  // lines, one per running cell every kPlainProgressEvery.
+  constexpr auto kPlainProgressEvery = std::chrono::seconds(60);
+  auto last_plain = Clock::now();
   auto redraw = [&]() {
-    if (!tty) return;
+    if (!tty) {
+      if (Clock::now() - last_plain < kPlainProgressEvery) return;
+      last_plain = Clock::now();
+      const double el = std::chrono::duration<double>(Clock::now() - t_sweep).count();
+      for (const auto& [pid, r] : running) {
+        double eta = r.rate > 0 ? (r.steps - r.step) / r.rate : NAN;
+        std::cout << absl::StrFormat("[%s] cell %d step %d/%d  %.2f steps/s  ETA %s  m_tau [%s]  %s\n",
+                                     fmt_duration(el), r.cell, r.step, r.steps, r.rate,
+                                     fmt_duration(eta), r.m_tau, train::grid_string(cells[r.cell]));
+      }
+      std::cout << std::flush;
+      return;
+    }
     std::string s;
     if (drawn_lines > 0) absl::StrAppend(&s, "\x1b[", drawn_lines, "F");
     drawn_lines = 0;
