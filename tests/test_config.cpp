@@ -193,6 +193,39 @@ TEST(Config, GridExpansionFirstKeyVariesSlowest) {
   }
 }
 
+TEST(Config, LinkedGridKeysStepTogether) {
+  // Two linked keys (3 tuples) times one plain key (2 values): 6 cells, not 18.
+  auto exp = drift::config::parse_experiment(
+      std::string(kMinimal) +
+          "[grid]\n\"train.n_pos, train.n_gen\" = [[1, 8], [2, 4], [4, 2]]\n"
+          "\"kernel.temperatures\" = [[0.02], [0.05, 0.2]]\n",
+      kPath);
+  ASSERT_TRUE(exp.ok()) << exp.status();
+  ASSERT_EQ(exp->grid.size(), 3u);
+  EXPECT_EQ(exp->grid[0].key, "train.n_pos");
+  EXPECT_EQ(exp->grid[1].key, "train.n_gen");
+  ASSERT_EQ(exp->num_cells(), 6u);
+  auto cells = drift::config::resolve_all(*exp, fakes());
+  ASSERT_TRUE(cells.ok()) << cells.status();
+  const std::vector<std::pair<int64_t, int64_t>> pairs = {{1, 8}, {2, 4}, {4, 2}};
+  for (size_t i = 0; i < 6; ++i) {
+    const auto& c = (*cells)[i];
+    EXPECT_EQ(c.train.get_int("n_pos"), pairs[i / 2].first) << "cell " << i;
+    EXPECT_EQ(c.train.get_int("n_gen"), pairs[i / 2].second) << "cell " << i;
+    EXPECT_EQ(c.temperatures, (i % 2 == 0 ? std::vector<double>{0.02} : std::vector<double>{0.05, 0.2}))
+        << "cell " << i;
+    ASSERT_EQ(c.grid_values.size(), 3u);
+    EXPECT_EQ(c.grid_values[1].first, "train.n_gen");
+  }
+  // Errors name the linked key and what a tuple must be.
+  expect_has(error_of(std::string(kMinimal) + "[grid]\n\"train.n_pos, train.n_gen\" = [[1, 8], [2]]\n"),
+             {"[grid] 'train.n_pos, train.n_gen' value #2 = [2]", "an array of 2 values"});
+  expect_has(error_of(std::string(kMinimal) + "[grid]\n\"train.n_pos, train.n_gne\" = [[1, 8]]\n"),
+             {"[grid] 'train.n_gne' (in 'train.n_pos, train.n_gne')", "did you mean 'n_gen'?"});
+  expect_has(error_of(std::string(kMinimal) + "[grid]\n\"train.n_pos, train.n_pos\" = [[1, 8]]\n"),
+             {"given twice"});
+}
+
 TEST(Config, GridOrderIsFileOrderNotAlphabetical) {
   // "train" sorts after "kernel", but it is written first: it varies slowest.
   auto exp = drift::config::parse_experiment(

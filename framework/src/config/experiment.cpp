@@ -12,7 +12,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "config/schema.hpp"
 #include "config/toml_value.hpp"
 #include "runtime/registry.hpp"
@@ -23,8 +25,8 @@ namespace fs = std::filesystem;
 namespace detail {
 struct Document {
   toml::table table;
-  // For each grid axis, the array of its values inside `table`.
-  std::vector<const toml::array*> axis_values;
+  // For each grid axis, the nodes of its values inside `table`.
+  std::vector<std::vector<const toml::node*>> axis_values;
 };
 }  // namespace detail
 
@@ -116,8 +118,8 @@ absl::Status parse_grid(const std::string& path, const toml::table& grid, Experi
   flatten_grid(grid, "", &entries);
   std::vector<std::string> sections;
   for (const auto& s : experiment_schema()) sections.push_back(s.name);
-  for (const auto& [key, node] : entries) {
-    std::string where = absl::StrCat("[grid] '", key, "'");
+  // One axis for `key` (checked against the schema), without values.
+  auto make_axis = [&](const std::string& key, const std::string& where) -> absl::StatusOr<GridAxis> {
     size_t dot = key.find('.');
     if (dot == std::string::npos)
       return error(path, absl::StrCat(where, ": a grid key is 'section.key', for example "
@@ -140,6 +142,14 @@ absl::Status parse_grid(const std::string& path, const toml::table& grid, Experi
                                       did_you_mean(axis.name, names)));
     for (const auto& other : exp->grid)
       if (other.key == key) return error(path, absl::StrCat(where, ": given twice"));
+    axis.group = exp->grid.size();
+    return axis;
+  };
+  for (const auto& [key, node] : entries) {
+    std::string where = absl::StrCat("[grid] '", key, "'");
+    std::vector<std::string> keys;
+    for (absl::string_view k : absl::StrSplit(key, ','))
+      keys.emplace_back(absl::StripAsciiWhitespace(k));
     const auto* arr = node->as_array();
     if (arr == nullptr)
       return error(path, absl::StrCat(where, " = ", render_toml_node(*node),
@@ -148,13 +158,42 @@ absl::Status parse_grid(const std::string& path, const toml::table& grid, Experi
     if (arr->empty())
       return error(path, absl::StrCat(where, " = [] must be a non-empty array of values, one "
                                              "per cell"));
-    for (size_t i = 0; i < arr->size(); ++i) {
-      auto v = to_param_value(*arr->get(i), absl::StrCat(path, ": ", where, " value #", i + 1));
-      if (!v.ok()) return v.status();
-      axis.values.push_back(*std::move(v));
+    if (keys.size() == 1) {
+      auto axis = make_axis(key, where);
+      if (!axis.ok()) return axis.status();
+      std::vector<const toml::node*> nodes;
+      for (size_t i = 0; i < arr->size(); ++i) {
+        auto v = to_param_value(*arr->get(i), absl::StrCat(path, ": ", where, " value #", i + 1));
+        if (!v.ok()) return v.status();
+        axis->values.push_back(*std::move(v));
+        nodes.push_back(arr->get(i));
+      }
+      exp->grid.push_back(*std::move(axis));
+      doc->axis_values.push_back(std::move(nodes));
+      continue;
     }
-    exp->grid.push_back(std::move(axis));
-    doc->axis_values.push_back(arr);
+    // Linked keys: "a.x, b.y" = [[x0, y0], [x1, y1], ...], one tuple per cell.
+    const size_t group = exp->grid.size();
+    for (size_t j = 0; j < keys.size(); ++j) {
+      auto axis = make_axis(keys[j], absl::StrCat("[grid] '", keys[j], "' (in '", key, "')"));
+      if (!axis.ok()) return axis.status();
+      axis->group = group;
+      std::vector<const toml::node*> nodes;
+      for (size_t i = 0; i < arr->size(); ++i) {
+        const auto* tuple = arr->get(i)->as_array();
+        if (tuple == nullptr || tuple->size() != keys.size())
+          return error(path, absl::StrCat(where, " value #", i + 1, " = ", render_toml_node(*arr->get(i)),
+                                          ": expected an array of ", keys.size(),
+                                          " values, one per key (linked keys step together)"));
+        auto v = to_param_value(*tuple->get(j), absl::StrCat(path, ": ", where, " value #", i + 1,
+                                                             " (", keys[j], ")"));
+        if (!v.ok()) return v.status();
+        axis->values.push_back(*std::move(v));
+        nodes.push_back(tuple->get(j));
+      }
+      exp->grid.push_back(*std::move(axis));
+      doc->axis_values.push_back(std::move(nodes));
+    }
   }
   return absl::OkStatus();
 }
@@ -234,16 +273,19 @@ std::string render(const ExperimentConfig& cfg, const std::vector<ResolvedSectio
 
 size_t Experiment::num_cells() const {
   size_t n = 1;
-  for (const auto& a : grid) n *= a.values.size();
+  for (size_t i = 0; i < grid.size(); ++i)
+    if (grid[i].group == i) n *= grid[i].values.size();
   return n;
 }
 
 std::vector<size_t> Experiment::cell_coordinates(size_t cell) const {
   std::vector<size_t> idx(grid.size());
   for (size_t i = grid.size(); i-- > 0;) {
+    if (grid[i].group != i) continue;  // linked: takes its group's index below
     idx[i] = cell % grid[i].values.size();
     cell /= grid[i].values.size();
   }
+  for (size_t i = 0; i < grid.size(); ++i) idx[i] = idx[grid[i].group];
   return idx;
 }
 
@@ -331,7 +373,7 @@ absl::StatusOr<ExperimentConfig> resolve_cell(const Experiment& exp, size_t cell
   for (size_t i = 0; i < exp.grid.size(); ++i) {
     const GridAxis& a = exp.grid[i];
     if (!t.contains(a.section)) t.insert(a.section, toml::table{});
-    t[a.section].as_table()->insert_or_assign(a.name, *exp.doc->axis_values[i]->get(coords[i]));
+    t[a.section].as_table()->insert_or_assign(a.name, *exp.doc->axis_values[i][coords[i]]);
     from_grid[a.section][a.name] = true;
   }
 

@@ -32,6 +32,9 @@ struct GridAxis {
   std::string section;  // "kernel"
   std::string name;     // "temperatures"
   std::vector<ParamValue> values;  // as written (before validation and coercion)
+  // Linked keys ("a.x, b.y" = [[x0, y0], [x1, y1]]) step together: every axis
+  // of one such key has the index of the first one here; a lone key its own.
+  size_t group = 0;
 };
 
 namespace detail {
@@ -44,8 +47,9 @@ struct Experiment {
   std::string dir;       // absolute directory of the file ("" for text without a file)
   std::string stem;      // file name without extension: the default experiment name
   std::vector<std::string> plugin_paths;  // [plugins] paths, made absolute
-  // In the order they are written in the file. Cells are the Cartesian product,
-  // enumerated with the FIRST key varying slowest and the last fastest.
+  // In the order they are written in the file. Cells are the Cartesian product
+  // over the grid keys (linked keys count as one), enumerated with the FIRST
+  // key varying slowest and the last fastest.
   std::vector<GridAxis> grid;
   std::shared_ptr<const detail::Document> doc;
 
