@@ -226,6 +226,37 @@ TEST(Config, LinkedGridKeysStepTogether) {
              {"given twice"});
 }
 
+TEST(Config, GridOverASubTableKeyOfOneComponent) {
+  // Cells 0-1 the gauss kernel with two bandwidths; cell 2 laplace (the
+  // bandwidth of [kernel.gauss] does not apply to it).
+  auto exp = drift::config::parse_experiment(
+      std::string(kMinimal) +
+          "[kernel]\nplugin = \"laplace\"\n[grid]\n"
+          "\"kernel.plugin, kernel.gauss.bandwidth\" = [[\"gauss\", 0.5], [\"gauss\", 2.0], [\"laplace\", 1.0]]\n",
+      kPath);
+  ASSERT_TRUE(exp.ok()) << exp.status();
+  EXPECT_EQ(exp->grid[1].key, "kernel.gauss.bandwidth");
+  EXPECT_EQ(exp->grid[1].component, "gauss");
+  auto cells = drift::config::resolve_all(*exp, fakes());
+  ASSERT_TRUE(cells.ok()) << cells.status();
+  ASSERT_EQ(cells->size(), 3u);
+  EXPECT_EQ((*cells)[0].kernel.name, "gauss");
+  EXPECT_DOUBLE_EQ((*cells)[0].kernel.params.get_float("bandwidth"), 0.5);
+  EXPECT_DOUBLE_EQ((*cells)[1].kernel.params.get_float("bandwidth"), 2.0);
+  EXPECT_EQ((*cells)[2].kernel.name, "laplace");
+  EXPECT_EQ((*cells)[2].resolved_toml.find("\nbandwidth = "), std::string::npos)
+      << "a key of an unselected component is not part of the cell: " << (*cells)[2].resolved_toml;
+  ASSERT_EQ((*cells)[1].grid_values.size(), 2u);
+  EXPECT_EQ((*cells)[1].grid_values[1].first, "kernel.gauss.bandwidth");
+  // Checked against the component in every cell, like a written sub-table.
+  expect_has(error_of(std::string(kMinimal) + "[grid]\n\"kernel.gauss.bandwidht\" = [0.5]\n"),
+             {"[kernel.gauss]", "has no parameter 'bandwidht'", "did you mean 'bandwidth'?"});
+  expect_has(error_of(std::string(kMinimal) + "[grid]\n\"kernel.gauss.bandwidth\" = [-1.0]\n"),
+             {"[kernel.gauss]", "'bandwidth' = -1"});
+  expect_has(error_of(std::string(kMinimal) + "[grid]\n\"train.x.steps\" = [1]\n"),
+             {"[grid] 'train.x.steps'", "'section.component.key'"});
+}
+
 TEST(Config, GridOrderIsFileOrderNotAlphabetical) {
   // "train" sorts after "kernel", but it is written first: it varies slowest.
   auto exp = drift::config::parse_experiment(

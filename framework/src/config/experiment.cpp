@@ -135,8 +135,19 @@ absl::Status parse_grid(const std::string& path, const toml::table& grid, Experi
     if (!s->grid_allowed)
       return error(path, absl::StrCat(where, ": [", s->name, "] cannot be overridden by [grid]"));
     auto names = key_names(s->keys);
+    // "section.component.key": a key of the [section.component] sub-table
+    // (checked against that component in every cell, like the sub-table).
+    if (const size_t dot2 = axis.name.find('.'); dot2 != std::string::npos) {
+      if (!s->is_plugin_section || axis.name.find('.', dot2 + 1) != std::string::npos ||
+          dot2 == 0 || dot2 + 1 == axis.name.size())
+        return error(path, absl::StrCat(where, ": a grid key is 'section.key', or "
+                                               "'section.component.key' for a plugin section's "
+                                               "[section.component] sub-table"));
+      axis.component = axis.name.substr(0, dot2);
+      axis.name = axis.name.substr(dot2 + 1);
+    }
     bool framework_key = std::find(names.begin(), names.end(), axis.name) != names.end();
-    if (axis.name.find('.') != std::string::npos ||
+    if ((!axis.component.empty() && framework_key) ||
         (!s->is_plugin_section && !framework_key))
       return error(path, absl::StrCat(where, ": [", s->name, "] has no key '", axis.name, "'",
                                       did_you_mean(axis.name, names)));
@@ -373,8 +384,13 @@ absl::StatusOr<ExperimentConfig> resolve_cell(const Experiment& exp, size_t cell
   for (size_t i = 0; i < exp.grid.size(); ++i) {
     const GridAxis& a = exp.grid[i];
     if (!t.contains(a.section)) t.insert(a.section, toml::table{});
-    t[a.section].as_table()->insert_or_assign(a.name, *exp.doc->axis_values[i][coords[i]]);
-    from_grid[a.section][a.name] = true;
+    toml::table* target = t[a.section].as_table();
+    if (!a.component.empty()) {
+      if (!target->contains(a.component)) target->insert(a.component, toml::table{});
+      target = (*target)[a.component].as_table();
+    }
+    target->insert_or_assign(a.name, *exp.doc->axis_values[i][coords[i]]);
+    if (a.component.empty()) from_grid[a.section][a.name] = true;
   }
 
   ExperimentConfig cfg;
@@ -534,7 +550,16 @@ absl::StatusOr<ExperimentConfig> resolve_cell(const Experiment& exp, size_t cell
                                     format_param_value(ParamValue(amin)),
                                     "; expected cfg_alpha_max >= cfg_alpha_min"));
 
-  for (const auto& a : exp.grid) {
+  for (size_t i = 0; i < exp.grid.size(); ++i) {
+    const GridAxis& a = exp.grid[i];
+    // A sub-table key of a component this cell does not select: as written.
+    if (!a.component.empty() &&
+        (a.section == "kernel" ? cfg.kernel : a.section == "generator" ? cfg.generator
+         : a.section == "encoder" ? cfg.encoder : a.section == "normalizer" ? cfg.normalizer
+         : cfg.data).name != a.component) {
+      cfg.grid_values.emplace_back(a.key, a.values[coords[i]]);
+      continue;
+    }
     for (const auto& rs : resolved) {
       if (rs.name != a.section) continue;
       if (const ParamValue* v = rs.find(a.name)) cfg.grid_values.emplace_back(a.key, *v);

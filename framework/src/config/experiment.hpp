@@ -31,6 +31,7 @@ struct GridAxis {
   std::string key;      // "kernel.temperatures"
   std::string section;  // "kernel"
   std::string name;     // "temperatures"
+  std::string component;  // "general" for "kernel.general.shape": a key of [kernel.general]
   std::vector<ParamValue> values;  // as written (before validation and coercion)
   // Linked keys ("a.x, b.y" = [[x0, y0], [x1, y1]]) step together: every axis
   // of one such key has the index of the first one here; a lone key its own.
