@@ -8,9 +8,11 @@
 #include <iostream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "drift/field.hpp"
+#include "drift/field_steps.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -350,6 +352,96 @@ TEST(CanonicalizeDriftInputs, FillsDefaults) {
   DriftInputs e = in;
   e.neg = torch::empty({2, 0, 3}, f64());
   EXPECT_LT(rel(compute(e).V, compute(in).V), 1e-15);
+}
+
+// The SDK's shared steps (drift/field_steps.hpp) on a case small enough to
+// write out: B = 1, 1-D, gen = {0, 1}, one extra negative {-2} of weight 0.5,
+// positives {3}.
+DriftInputs tiny_case() {
+  DriftInputs in;
+  in.gen = torch::tensor({0.0, 1.0}, f64()).view({1, 2, 1});
+  in.neg = torch::tensor({-2.0}, f64()).view({1, 1, 1});
+  in.pos = torch::tensor({3.0}, f64()).view({1, 1, 1});
+  in.w_neg = torch::tensor({0.5}, f64()).view({1, 1});
+  in.temperatures = {0.1};
+  return drift::canonicalize_drift_inputs(in);
+}
+
+TEST(FieldSteps, PrepareFieldHandComputed) {
+  const DriftInputs in = tiny_case();
+  auto& reg = drift::test::default_registry();
+  // Targets [old, neg, pos] = {0, 1, -2, 3}, weights {1, 1, 0.5, 1}.
+  // d rows: from 0: {1e-4, 1, 2, 3}; from 1: {1, 1e-4, 3, 2} (sqrt(1e-8) on the diagonal).
+  const double mean_w = 3.5 / 4;
+  const double scale = (1e-4 + 1 + 0.5 * 2 + 3 + 1 + 1e-4 + 0.5 * 3 + 2) / 8 / mean_w;
+  for (const std::string norm : {"none", "feature_drift"}) {
+    auto n = reg.make_normalizer(norm, {});
+    ASSERT_TRUE(n.ok());
+    const drift::PreparedField p = drift::prepare_field(in, **n);
+    EXPECT_EQ(p.Cg, 2);
+    EXPECT_EQ(p.Cn, 1);
+    EXPECT_EQ(p.Cp, 1);
+    EXPECT_EQ(p.S, 1);
+    EXPECT_TRUE(torch::equal(p.Y.view({4}), torch::tensor({0.0, 1.0, -2.0, 3.0}, f64())));
+    EXPECT_TRUE(torch::equal(p.w.view({4}), torch::tensor({1.0, 1.0, 0.5, 1.0}, f64())));
+    const torch::Tensor d =
+        torch::tensor({1e-4, 1.0, 2.0, 3.0, 1.0, 1e-4, 3.0, 2.0}, f64()).view({1, 2, 4});
+    EXPECT_LT((p.d - d).abs().max().item<double>(), 1e-12);
+    EXPECT_NEAR(p.scale.item<double>(), scale, 1e-12);
+    // "none": both divisors 1; feature_drift: scale (S = 1, so s = scale / sqrt(1)).
+    const double div = norm == "none" ? 1.0 : scale;
+    EXPECT_LT((p.dn - d / div).abs().max().item<double>(), 1e-12) << norm;
+    EXPECT_NEAR(p.s.item<double>(), div, 1e-12) << norm;
+    EXPECT_LT((p.Y_n - p.Y / div).abs().max().item<double>(), 1e-12) << norm;
+    EXPECT_LT((p.old_n - p.old / div).abs().max().item<double>(), 1e-12) << norm;
+    EXPECT_FALSE(p.old.requires_grad());
+  }
+}
+
+TEST(FieldSteps, DriftFromCoefficientsIsTheWeightedSumOfDirections) {
+  const DriftInputs in = tiny_case();
+  auto n = drift::test::default_registry().make_normalizer("none", {});
+  ASSERT_TRUE(n.ok());
+  const drift::PreparedField p = drift::prepare_field(in, **n);
+  // F_i = sum_t K[i,t] (Y_t - old_i) whatever rowsum(K) is.
+  const torch::Tensor K =
+      torch::tensor({0.0, 2.0, -1.0, 0.5, 3.0, 0.0, 0.25, -4.0}, f64()).view({1, 2, 4});
+  const torch::Tensor F = p.drift_from_coefficients(K);
+  const double f0 = 2.0 * (1 - 0) - 1.0 * (-2 - 0) + 0.5 * (3 - 0);
+  const double f1 = 3.0 * (0 - 1) + 0.25 * (-2 - 1) - 4.0 * (3 - 1);
+  EXPECT_NEAR(F[0][0][0].item<double>(), f0, 1e-12);
+  EXPECT_NEAR(F[0][1][0].item<double>(), f1, 1e-12);
+}
+
+TEST(FieldSteps, AccumulatorSumsNormalizedDriftsAndRecordsMTau) {
+  const DriftInputs in = tiny_case();
+  auto& reg = drift::test::default_registry();
+  const torch::Tensor F1 = torch::tensor({1.0, -3.0}, f64()).view({1, 2, 1});
+  const torch::Tensor F2 = torch::tensor({0.5, 0.5}, f64()).view({1, 2, 1});
+  for (const std::string norm : {"none", "feature_drift"}) {
+    auto n = reg.make_normalizer(norm, {});
+    ASSERT_TRUE(n.ok());
+    const drift::PreparedField p = drift::prepare_field(in, **n);
+    drift::DriftAccumulator acc(p, **n);
+    acc.add(F1);
+    acc.add(F2);
+    const DriftOutputs out = std::move(acc).finish();
+    const double m1 = (1.0 + 9.0) / 2, m2 = 0.25;
+    EXPECT_NEAR(out.m_tau[0].item<double>(), m1, 1e-12);
+    EXPECT_NEAR(out.m_tau[1].item<double>(), m2, 1e-12);
+    // "none": factor 1; feature_drift: 1 / sqrt(m_tau).
+    const torch::Tensor V = norm == "none" ? F1 + F2 : F1 / std::sqrt(m1) + F2 / std::sqrt(m2);
+    EXPECT_LT((out.V - V).abs().max().item<double>(), 1e-12) << norm;
+    EXPECT_LT((out.goal - (p.old_n + V)).abs().max().item<double>(), 1e-12) << norm;
+    EXPECT_TRUE(torch::equal(out.scale, p.scale));
+    EXPECT_TRUE(torch::equal(out.coord_scale, p.s));
+  }
+  auto n = reg.make_normalizer("none", {});
+  ASSERT_TRUE(n.ok());
+  const drift::PreparedField p = drift::prepare_field(in, **n);
+  drift::DriftAccumulator bad(p, **n);
+  EXPECT_THROW(bad.add(torch::zeros({1, 3, 1}, f64())), std::invalid_argument);
+  EXPECT_THROW(std::move(bad).finish(), std::invalid_argument);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include "drift/encoder.hpp"
 #include "drift/features.hpp"
 #include "drift/field.hpp"
+#include "drift/field_steps.hpp"
 #include "drift/generator.hpp"
 #include "drift/kernel.hpp"
 #include "drift/normalizer.hpp"

@@ -41,15 +41,14 @@
 #include <drift/sdk.hpp>
 
 #include <cmath>
-#include <limits>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
 
 // SPEC constants.
-constexpr double kMinSquaredDistance = 1e-8;  // step 2: d = sqrt(max(||.||^2, 1e-8))
 constexpr double kSelfExclusion = 100.0;      // step 4: added to dn[b, i, i]
 constexpr double kMinAffinity = 1e-6;         // step 5 ("both"): A = sqrt(max(. * ., 1e-6))
 
@@ -70,39 +69,17 @@ class GeneralKernel : public drift::DriftKernel {
   drift::DriftOutputs compute(const drift::DriftInputs& in,
                               const drift::Normalizer& norm) const override {
     torch::NoGradGuard no_grad;
-    const int64_t Cg = in.gen.size(1);
-    const int64_t Cn = in.neg.size(1);
-    const int64_t S = in.gen.size(2);
 
-    // --- Step 1: old = stopgrad(gen); targets Y = [old, neg, pos], weights w. ---
-    const torch::Tensor old = in.gen.detach();
-    const torch::Tensor Y = torch::cat({old, in.neg, in.pos}, /*dim=*/1);  // [B, T, S]
-    const torch::Tensor w = torch::cat({in.w_gen, in.w_neg, in.w_pos}, 1);  // [B, T]
-    const torch::Tensor w_cols = w.unsqueeze(1);                            // [B, 1, T]
-
-    // --- Step 2: d[b,i,t] = sqrt(max(||old[b,i] - Y[b,t]||^2, 1e-8)). ---
-    // compute_mode 2 sums squared differences directly (no |a|^2 + |b|^2 - 2ab
-    // cancellation for large coordinates).
-    const torch::Tensor sq = torch::cdist(old, Y, /*p=*/2.0, /*compute_mode=*/2).pow(2);
-    const torch::Tensor d = sq.clamp_min(kMinSquaredDistance).sqrt();  // [B, Cg, T]
-
-    // --- Step 3: feature normalization through the normalizer. ---
-    const torch::Tensor mean_w = w.mean().clamp_min(std::numeric_limits<float>::min());
-    const torch::Tensor scale = (d * w_cols).mean() / mean_w;  // []
-    const drift::FeatureScaling fs = norm.feature(scale, S);
-    const torch::Tensor s = fs.coord_divisor.to(old.dtype());
-    torch::Tensor dn = d / fs.distance_divisor.to(old.dtype());  // [B, Cg, T]
+    // --- Steps 1-3: targets [old, neg, pos], weights, distances, divisors. ---
+    const drift::PreparedField p = drift::prepare_field(in, norm);
+    const int64_t Cg = p.Cg, Cn = p.Cn;
+    const torch::Tensor w_cols = p.w.unsqueeze(1);  // [B, 1, T]
 
     // --- Step 4: self-exclusion dn[b, i, i] += 100 (before the shape, see header). ---
-    dn = dn + kSelfExclusion * torch::eye(Cg, dn.size(2), dn.options());
-
-    const torch::Tensor Y_n = Y / s;      // [B, T, S]
-    const torch::Tensor old_n = old / s;  // [B, Cg, S]
+    const torch::Tensor dn = p.dn + kSelfExclusion * torch::eye(Cg, p.dn.size(2), p.dn.options());
 
     // --- Step 5: one raw drift per temperature, normalized and summed into V. ---
-    torch::Tensor V = torch::zeros_like(old);
-    std::vector<torch::Tensor> m_taus;
-    m_taus.reserve(in.temperatures.size());
+    drift::DriftAccumulator acc(p, norm);
     for (double tau : in.temperatures) {
       // logits from the shape; nan_to_num maps an overflow to -inf onto the
       // lowest finite value so that the softmaxes stay defined.
@@ -121,22 +98,12 @@ class GeneralKernel : public drift::DriftKernel {
 
       // F_tau = a V+ - r V- = K' @ (Y/s) - rowsum(K') * (old/s): every part
       // subtracts its own rowsum, so each part is translation-invariant.
-      const torch::Tensor F = torch::bmm(K, Y_n) - K.sum(2, /*keepdim=*/true) * old_n;
-
       // m_tau = mean(F^2) of the combined drift; V += F * drift_factor(m_tau).
-      const torch::Tensor m_tau = F.pow(2).mean();
-      V = V + F * norm.drift_factor(m_tau).to(F.dtype());
-      m_taus.push_back(m_tau);
+      acc.add(p.drift_from_coefficients(K));
     }
 
     // --- Step 6: goal G = old / s + V (frozen). ---
-    drift::DriftOutputs out;
-    out.V = V;
-    out.goal = old_n + V;
-    out.m_tau = torch::stack(m_taus);
-    out.scale = scale;
-    out.coord_scale = s;
-    return out;
+    return std::move(acc).finish();
   }
 
  private:

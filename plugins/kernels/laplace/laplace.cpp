@@ -25,16 +25,15 @@
 #include "laplace_fused.hpp"
 
 #include <cmath>
-#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
 
 // SPEC constants.
-constexpr double kMinSquaredDistance = 1e-8;  // step 2: d = sqrt(max(||.||^2, 1e-8))
 constexpr double kSelfExclusion = 100.0;      // step 4: added to dn[b, i, i]
 constexpr double kMinAffinity = 1e-6;         // step 5: A = sqrt(max(. * ., 1e-6))
 
@@ -85,46 +84,19 @@ class LaplaceKernel : public drift::DriftKernel {
   drift::DriftOutputs compute_plain(const drift::DriftInputs& in,
                                     const drift::Normalizer& norm) const {
     torch::NoGradGuard no_grad;  // the framework already does this; be safe when called directly
-    const int64_t Cg = in.gen.size(1);
-    const int64_t Cn = in.neg.size(1);
-    const int64_t S = in.gen.size(2);
 
-    // --- Step 1: old = stopgrad(gen); targets Y = [old, neg, pos], weights w. ---
-    const torch::Tensor old = in.gen.detach();
-    const torch::Tensor Y = torch::cat({old, in.neg, in.pos}, /*dim=*/1);     // [B, T, S]
-    const torch::Tensor w = torch::cat({in.w_gen, in.w_neg, in.w_pos}, 1);  // [B, T]
-    const torch::Tensor w_cols = w.unsqueeze(1);                           // [B, 1, T]
-
-    // --- Step 2: d[b,i,t] = sqrt(max(||old[b,i] - Y[b,t]||^2, 1e-8)). ---
-    // cdist with compute_mode 2 ("donot_use_mm_for_euclid_dist") sums the squared
-    // differences directly; the |a|^2 + |b|^2 - 2ab shortcut would cancel
-    // catastrophically for coordinates of order 1e3.
-    const torch::Tensor sq = torch::cdist(old, Y, /*p=*/2.0, /*compute_mode=*/2).pow(2);
-    const torch::Tensor d = sq.clamp_min(kMinSquaredDistance).sqrt();  // [B, Cg, T]
-
-    // --- Step 3: feature normalization. ---
-    // scale = mean(d * w[b, None, t]) / mean(w): ONE scalar over the whole batch.
-    // (The tiny floor only matters when every weight is 0; scale is then 0.)
-    const torch::Tensor mean_w = w.mean().clamp_min(std::numeric_limits<float>::min());
-    const torch::Tensor scale = (d * w_cols).mean() / mean_w;  // []
-    // The normalizer turns it into the distance divisor (default max(scale, 1e-3))
-    // and the coordinate divisor s (default max(scale / sqrt(S), 1e-3)).
-    const drift::FeatureScaling fs = norm.feature(scale, S);
-    const torch::Tensor s = fs.coord_divisor.to(old.dtype());
-    torch::Tensor dn = d / fs.distance_divisor.to(old.dtype());  // [B, Cg, T]
+    // --- Steps 1-3: targets Y = [old, neg, pos] and weights w, distances d, the
+    // feature statistic and the normalizer's divisors (drift/field_steps.hpp). ---
+    const drift::PreparedField p = drift::prepare_field(in, norm);
+    const int64_t Cg = p.Cg, Cn = p.Cn;
+    const torch::Tensor w_cols = p.w.unsqueeze(1);  // [B, 1, T]
 
     // --- Step 4: self-exclusion: dn[b, i, i] += 100 in the generated block. ---
     // eye(Cg, T) is 1 exactly at (i, i) for i < Cg, i.e. on the gen block's diagonal.
-    dn = dn + kSelfExclusion * torch::eye(Cg, dn.size(2), dn.options());
-
-    // Coordinates in normalized units (used by every temperature).
-    const torch::Tensor Y_n = Y / s;      // [B, T, S]
-    const torch::Tensor old_n = old / s;  // [B, Cg, S]
+    const torch::Tensor dn = p.dn + kSelfExclusion * torch::eye(Cg, p.dn.size(2), p.dn.options());
 
     // --- Step 5: one raw drift per temperature, normalized and summed into V. ---
-    torch::Tensor V = torch::zeros_like(old);
-    std::vector<torch::Tensor> m_taus;
-    m_taus.reserve(in.temperatures.size());
+    drift::DriftAccumulator acc(p, norm);
     const double log_min_affinity = std::log(kMinAffinity);
     for (double tau : in.temperatures) {
       // logits = -dn / tau. For absurdly small tau the quotient can overflow to
@@ -151,23 +123,13 @@ class LaplaceKernel : public drift::DriftKernel {
 
       // F_tau = K @ (Y / s) - rowsum(K) * (old / s): raw drift, normalized coordinates.
       // rowsum(K) is zero up to rounding; subtracting it keeps F translation-invariant.
-      const torch::Tensor F = torch::bmm(K, Y_n) - K.sum(2, /*keepdim=*/true) * old_n;
-
       // m_tau = mean(F^2) over [B, Cg, S]; V += F * drift_factor(m_tau)
       // (default factor 1 / sqrt(max(m_tau, 1e-8))).
-      const torch::Tensor m_tau = F.pow(2).mean();
-      V = V + F * norm.drift_factor(m_tau).to(F.dtype());
-      m_taus.push_back(m_tau);
+      acc.add(p.drift_from_coefficients(K));
     }
 
     // --- Step 6: goal G = old / s + V (frozen). The loss is drift::drift_loss(). ---
-    drift::DriftOutputs out;
-    out.V = V;
-    out.goal = old_n + V;
-    out.m_tau = torch::stack(m_taus);
-    out.scale = scale;
-    out.coord_scale = s;
-    return out;
+    return std::move(acc).finish();
   }
 };
 

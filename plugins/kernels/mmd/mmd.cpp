@@ -41,41 +41,28 @@
 // Memory: O(B * Cg * T).
 #include <drift/sdk.hpp>
 
-#include <limits>
 #include <memory>
+#include <utility>
 #include <vector>
 
 namespace {
-
-constexpr double kMinSquaredDistance = 1e-8;  // SPEC step 2: d = sqrt(max(||.||^2, 1e-8))
 
 class MmdKernel : public drift::DriftKernel {
  public:
   drift::DriftOutputs compute(const drift::DriftInputs& in,
                               const drift::Normalizer& norm) const override {
     torch::NoGradGuard no_grad;
-    const int64_t Cg = in.gen.size(1);
-    const int64_t Cn = in.neg.size(1);
-    const int64_t S = in.gen.size(2);
 
-    // --- Targets Y = [old, neg, pos], weights w (SPEC step 1). ---
-    const torch::Tensor old = in.gen.detach();
-    const torch::Tensor Y = torch::cat({old, in.neg, in.pos}, /*dim=*/1);  // [B, T, S]
-    const torch::Tensor w = torch::cat({in.w_gen, in.w_neg, in.w_pos}, 1);  // [B, T]
-    const int64_t T = Y.size(1);
-
-    // --- Distances and feature normalization (SPEC steps 2-3). ---
-    const torch::Tensor sq = torch::cdist(old, Y, /*p=*/2.0, /*compute_mode=*/2).pow(2);
-    const torch::Tensor d = sq.clamp_min(kMinSquaredDistance).sqrt();  // [B, Cg, T]
-    const torch::Tensor mean_w = w.mean().clamp_min(std::numeric_limits<float>::min());
-    const torch::Tensor scale = (d * w.unsqueeze(1)).mean() / mean_w;  // []
-    const drift::FeatureScaling fs = norm.feature(scale, S);
-    const torch::Tensor s = fs.coord_divisor.to(old.dtype());
-    const torch::Tensor dn2 = (d / fs.distance_divisor.to(old.dtype())).square();
+    // --- SPEC steps 1-3: targets Y = [old, neg, pos], weights w, distances,
+    // feature normalization (drift/field_steps.hpp). ---
+    const drift::PreparedField p = drift::prepare_field(in, norm);
+    const int64_t Cg = p.Cg, Cn = p.Cn;
+    const int64_t T = p.Y.size(1);
+    const torch::Tensor dn2 = p.dn.square();
 
     // --- Self-exclusion: per-row column weights with w[i, i] = 0 in the gen block. ---
-    const torch::Tensor not_self = 1.0 - torch::eye(Cg, T, old.options());  // [Cg, T]
-    const torch::Tensor wc = w.unsqueeze(1) * not_self;                     // [B, Cg, T]
+    const torch::Tensor not_self = 1.0 - torch::eye(Cg, T, p.old.options());  // [Cg, T]
+    const torch::Tensor wc = p.w.unsqueeze(1) * not_self;                     // [B, Cg, T]
     // Each column divided by its side's total weight: negatives (gen, neg) by
     // W_n(i), positives by W_p. A side with zero total weight contributes 0.
     const torch::Tensor wn = wc.narrow(2, 0, Cg + Cn);
@@ -83,30 +70,16 @@ class MmdKernel : public drift::DriftKernel {
     const torch::Tensor coef =
         torch::cat({-wn / safe_total(wn), wp / safe_total(wp)}, 2);  // [B, Cg, T]
 
-    const torch::Tensor Y_n = Y / s;
-    const torch::Tensor old_n = old / s;
-
-    torch::Tensor V = torch::zeros_like(old);
-    std::vector<torch::Tensor> m_taus;
-    m_taus.reserve(in.temperatures.size());
+    drift::DriftAccumulator acc(p, norm);
     for (double tau : in.temperatures) {
       // K[i,t] = +-w_t k(x_i, y_t) / W / tau^2; all k may underflow to 0 (then F = 0).
       const torch::Tensor k = (-dn2 / (2.0 * tau * tau)).exp();
       const torch::Tensor K = coef * k / (tau * tau);
-      // F_tau = sum_t K[i,t] (y_t - x_i) in normalized coordinates.
-      const torch::Tensor F = torch::bmm(K, Y_n) - K.sum(2, /*keepdim=*/true) * old_n;
-      const torch::Tensor m_tau = F.pow(2).mean();
-      V = V + F * norm.drift_factor(m_tau).to(F.dtype());
-      m_taus.push_back(m_tau);
+      // F_tau = sum_t K[i,t] (y_t - x_i) in normalized coordinates;
+      // V += F_tau * drift_factor(mean(F_tau^2)).
+      acc.add(p.drift_from_coefficients(K));
     }
-
-    drift::DriftOutputs out;
-    out.V = V;
-    out.goal = old_n + V;
-    out.m_tau = torch::stack(m_taus);
-    out.scale = scale;
-    out.coord_scale = s;
-    return out;
+    return std::move(acc).finish();
   }
 
  private:

@@ -57,12 +57,11 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
 
-// SPEC constants (as kernel laplace).
-constexpr double kMinSquaredDistance = 1e-8;  // step 2: d = sqrt(max(||.||^2, 1e-8))
 constexpr double kSelfPenalty = 100.0;        // log K_ii = min(log K) - 100 ("exclude")
 
 enum class Cost { kSqEuclidean, kEuclidean };
@@ -98,30 +97,20 @@ class SinkhornKernel : public drift::DriftKernel {
   drift::DriftOutputs compute(const drift::DriftInputs& in,
                               const drift::Normalizer& norm) const override {
     torch::NoGradGuard no_grad;
-    const int64_t Cg = in.gen.size(1);
-    const int64_t Cn = in.neg.size(1);
-    const int64_t Cp = in.pos.size(1);
-    const int64_t S = in.gen.size(2);
 
     // --- SPEC steps 1-3: targets, distances, feature statistic, divisors. ---
-    const torch::Tensor old = in.gen.detach();
-    const torch::Tensor Y = torch::cat({old, in.neg, in.pos}, 1);            // [B, T, S]
-    const torch::Tensor w = torch::cat({in.w_gen, in.w_neg, in.w_pos}, 1);  // [B, T]
-    const torch::Tensor sq = torch::cdist(old, Y, 2.0, /*compute_mode=*/2).pow(2);
-    const torch::Tensor d = sq.clamp_min(kMinSquaredDistance).sqrt();  // [B, Cg, T]
-    const torch::Tensor mean_w = w.mean().clamp_min(std::numeric_limits<float>::min());
-    const torch::Tensor scale = (d * w.unsqueeze(1)).mean() / mean_w;
-    const drift::FeatureScaling fs = norm.feature(scale, S);
-    const torch::Tensor s = fs.coord_divisor.to(old.dtype());
-    const torch::Tensor dn = d / fs.distance_divisor.to(old.dtype());
-    const torch::Tensor C = c_.cost == Cost::kSqEuclidean ? dn.pow(2) : dn;  // [B, Cg, T]
-    const torch::Tensor C_neg = C.narrow(2, 0, Cg + Cn);                     // gen, neg
+    const drift::PreparedField p = drift::prepare_field(in, norm);
+    const int64_t Cg = p.Cg, Cn = p.Cn, Cp = p.Cp;
+    const torch::Tensor& old = p.old;
+    const torch::Tensor& s = p.s;
+    const torch::Tensor C = c_.cost == Cost::kSqEuclidean ? p.dn.pow(2) : p.dn;  // [B, Cg, T]
+    const torch::Tensor C_neg = C.narrow(2, 0, Cg + Cn);                         // gen, neg
     const torch::Tensor C_pos = C.narrow(2, Cg + Cn, Cp);
 
     // Normalized coordinates, centred on the generated samples' mean (the
     // barycentric projections are affine, so this only avoids cancellation
     // for large common offsets).
-    const torch::Tensor old_n = old / s;
+    const torch::Tensor& old_n = p.old_n;
     const torch::Tensor centre = old_n.mean(1, /*keepdim=*/true);  // [B, 1, S]
     const torch::Tensor Z_neg = torch::cat({old, in.neg}, 1) / s - centre;
     const torch::Tensor Z_pos = in.pos / s - centre;
@@ -138,27 +127,17 @@ class SinkhornKernel : public drift::DriftKernel {
             : -std::numeric_limits<double>::max() / 16;
     const torch::Tensor diag = torch::eye(Cg, Cg + Cn, C.options().dtype(torch::kBool));
 
-    torch::Tensor V = torch::zeros_like(old);
-    std::vector<torch::Tensor> m_taus;
+    drift::DriftAccumulator acc(p, norm);
     for (double tau : in.temperatures) {
       const torch::Tensor bary_pos =
           barycentre(C_pos, tau, floor_log_k, rows, cols_pos, Z_pos, X, /*diag=*/{});
       const torch::Tensor bary_neg =
           barycentre(C_neg, tau, floor_log_k, rows, cols_neg, Z_neg, X,
                      c_.self_mass == SelfMass::kExclude ? diag : torch::Tensor());
-      const torch::Tensor F = bary_pos - bary_neg;  // [B, Cg, S]
-      const torch::Tensor m_tau = F.pow(2).mean();
-      V = V + F * norm.drift_factor(m_tau).to(F.dtype());
-      m_taus.push_back(m_tau);
+      // Raw drift F = bary_pos - bary_neg; V += F * drift_factor(mean(F^2)).
+      acc.add(bary_pos - bary_neg);
     }
-
-    drift::DriftOutputs out;
-    out.V = V;
-    out.goal = old_n + V;
-    out.m_tau = torch::stack(m_taus);
-    out.scale = scale;
-    out.coord_scale = s;
-    return out;
+    return std::move(acc).finish();
   }
 
  private:
