@@ -193,6 +193,49 @@ n_samples = 32
   EXPECT_FALSE(std::isfinite(col(t, t.rows() - 1, "loss")));
 }
 
+// A runaway with finite loss (samples scaled by 1e5 after 4 steps) is stopped
+// as diverged by [train] runaway_factor; with the check off the cell ends done.
+TEST(Train, RunawaySamplesWithFiniteLossStopTheCellAsDiverged) {
+  drift::runtime::Registry reg;
+  ASSERT_TRUE(reg.load_default_paths().ok());
+  ASSERT_TRUE(reg.load_file(std::string(DRIFT_TEST_PLUGIN_DIR) + "/nan_generator_plugin.so").ok());
+  auto run = [&](const std::string& factor) {
+    auto exp = drift::config::parse_experiment(R"(
+[data]
+dataset = "bimodal"
+[generator]
+plugin = "nan_after"
+healthy_steps = 4
+escape_scale = 1e5
+[train]
+steps = 8
+n_gen = 32
+n_pos = 32
+runaway_factor = )" + factor + R"(
+[eval]
+n_samples = 32
+)", "/tmp/runaway.toml");
+    EXPECT_TRUE(exp.ok()) << exp.status();
+    auto cfg = drift::config::resolve_cell(*exp, 0, reg);
+    EXPECT_TRUE(cfg.ok()) << cfg.status();
+    drift::train::CellRecorder rec;
+    auto o = drift::train::train_cell(*cfg, reg, rec);
+    // The loss stays finite throughout: only the check can stop the cell.
+    const auto& t = rec.train_table();
+    for (size_t r = 0; r < t.rows(); ++r) EXPECT_TRUE(std::isfinite(col(t, r, "loss")));
+    return o;
+  };
+  const auto stopped = run("1000.0");
+  EXPECT_EQ(stopped.status, "diverged");
+  EXPECT_EQ(stopped.steps_done, 5);
+  EXPECT_NE(stopped.error.find("step 5"), std::string::npos) << stopped.error;
+  EXPECT_NE(stopped.error.find("ran away"), std::string::npos) << stopped.error;
+  EXPECT_NE(stopped.error.find("runaway_factor"), std::string::npos) << stopped.error;
+  const auto unchecked = run("0.0");
+  EXPECT_EQ(unchecked.status, "done") << unchecked.error;
+  EXPECT_EQ(unchecked.steps_done, 8);
+}
+
 TEST(Train, ParticlesBetweenTheModesReachBothModes) {
   // The paper's Fig. 3 "between the modes" initialisation: particles start as a
   // unit Gaussian at the origin, between the modes at (-2, 0) and (2, 0).

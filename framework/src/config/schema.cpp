@@ -130,6 +130,12 @@ std::vector<SectionSchema> build_schema() {
        S::Float("beta2", 0.95, "AdamW beta2.").at_least(0).below(1),
        S::Float("grad_clip", 2.0, "Clip the gradient's global norm to this; 0: no clipping.")
            .non_negative(),
+       S::Float("runaway_factor", 1000.0,
+                "A cell whose generated training samples drift further from the real data than "
+                "this many times the data's own spread (RMS distance from the positives' mean, "
+                "in sample space) is stopped and recorded as `diverged`: a runaway with finite "
+                "loss. 0: no check.")
+           .non_negative(),
        S::Float("ema", 0.999,
                 "Decay of the exponential moving average of the weights used for evaluation; "
                 "0: evaluate the raw weights.")

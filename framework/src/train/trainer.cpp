@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "drift/field.hpp"
 #include "metrics/evaluator.hpp"
@@ -104,6 +105,26 @@ bool all_finite(const std::vector<double>& v) {
   for (double x : v)
     if (!std::isfinite(x)) return false;
   return true;
+}
+
+// The runaway check of [train] runaway_factor: empty when the generated
+// training samples x ([N, ...]) stay within `factor` times the positives'
+// ([G, n_pos, ...]) spread of the positives' mean, else the one-line reason.
+// Spread = RMS distance of a positive from that mean; with no spread (a single
+// positive, constant data) there is no scale to compare with and no check.
+std::string runaway_check(const torch::Tensor& x, const torch::Tensor& pos, double factor) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor p = pos.detach().flatten(0, 1).flatten(1).to(torch::kFloat64);  // [Np, D]
+  const torch::Tensor g = x.detach().flatten(1).to(torch::kFloat64);                  // [N, D]
+  const torch::Tensor centre = p.mean(0, /*keepdim=*/true);
+  const double spread = (p - centre).square().sum(1).mean().sqrt().item<double>();
+  const double dist = (g - centre).square().sum(1).mean().sqrt().item<double>();
+  if (!(spread > 0) || !(dist > factor * spread)) return {};
+  return absl::StrFormat(
+      "the generated samples ran away from the data: their RMS distance from the positives' "
+      "mean is %.4g, more than runaway_factor = %g times the positives' spread %.4g "
+      "([train] runaway_factor; 0 turns the check off)",
+      dist, factor, spread);
 }
 
 }  // namespace
@@ -230,6 +251,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   const int64_t warmup = tr.get_int("warmup");
   const std::string schedule = tr.get_string("lr_schedule");
   const double grad_clip = tr.get_float("grad_clip"), ema_rate = tr.get_float("ema");
+  const double runaway_factor = tr.get_float("runaway_factor");
   const int64_t eval_every = tr.get_int("eval_every"), log_every = tr.get_int("log_every");
   const int64_t sample_every = tr.get_int("sample_every");
   const double a_lo = tr.get_float("cfg_alpha_min"), a_hi = tr.get_float("cfg_alpha_max");
@@ -372,6 +394,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
 
     // Generate (with gradient) and encode: generated samples WITH gradient,
     // positives and negatives without (SPEC.md section 4).
+    std::string runaway;  // non-empty: the generated samples have run away from the data
     GenerateRequest req;
     req.n = G * n_gen;
     req.device = device;
@@ -384,6 +407,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     {
       const CudaAutocast autocast(autocast_bf16);
       auto x = generator->generate(req);
+      if (runaway_factor > 0) runaway = runaway_check(x, pos, runaway_factor);
       std::vector<int64_t> gshape{G, n_gen};
       gshape.insert(gshape.end(), shape.begin(), shape.end());
       gen_feats = encoder->encode(x.view(gshape));
@@ -445,6 +469,12 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       outcome.status = "diverged";
       outcome.error = absl::StrCat("step ", step, ": loss = ", log.loss, ", m_tau = [",
                                    absl::StrJoin(log.m_tau, ", "), "] is not finite");
+      stamp_times();
+      return outcome;
+    }
+    if (!runaway.empty()) {
+      outcome.status = "diverged";
+      outcome.error = absl::StrCat("step ", step, ": ", runaway);
       stamp_times();
       return outcome;
     }
