@@ -217,6 +217,11 @@ TEST(Config, LinkedGridKeysStepTogether) {
     ASSERT_EQ(c.grid_values.size(), 3u);
     EXPECT_EQ(c.grid_values[1].first, "train.n_gen");
   }
+  // --dry-run shows the linked keys as one axis.
+  const std::string dry = drift::config::format_dry_run(*exp, *cells);
+  EXPECT_EQ(dry.substr(0, dry.find('\n')),
+            "cfgtest/exp.toml: experiment \"exp\", 6 cells, all valid (grid: (train.n_pos, "
+            "train.n_gen linked), kernel.temperatures; the first key varies slowest)");
   // Errors name the linked key and what a tuple must be.
   expect_has(error_of(std::string(kMinimal) + "[grid]\n\"train.n_pos, train.n_gen\" = [[1, 8], [2]]\n"),
              {"[grid] 'train.n_pos, train.n_gen' value #2 = [2]", "an array of 2 values"});

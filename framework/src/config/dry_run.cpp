@@ -34,10 +34,26 @@ std::string format_dry_run(const Experiment& exp, const std::vector<ExperimentCo
   std::string out = absl::StrCat(exp.path, ": experiment \"", name, "\", ", cells.size(),
                                  cells.size() == 1 ? " cell" : " cells", ", all valid");
   if (!exp.grid.empty()) {
-    std::vector<std::string> keys;
-    for (const auto& a : exp.grid) keys.push_back(a.key);
-    absl::StrAppend(&out, " (grid: ", absl::StrJoin(keys, ", "),
-                    keys.size() > 1 ? "; the first key varies slowest" : "", ")");
+    // One entry per independent axis; linked keys ("a.x, b.y" = [[..], ..])
+    // step together and are shown as one: "(a.x, b.y linked)".
+    std::vector<std::string> axes;
+    std::vector<size_t> members;
+    std::vector<size_t> axis_of_group(exp.grid.size(), 0);  // group (first key's index) -> axis
+    for (size_t a = 0; a < exp.grid.size(); ++a) {
+      const size_t g = exp.grid[a].group;
+      if (g == a) {
+        axis_of_group[a] = axes.size();
+        axes.push_back(exp.grid[a].key);
+        members.push_back(1);
+      } else {
+        absl::StrAppend(&axes[axis_of_group[g]], ", ", exp.grid[a].key);
+        ++members[axis_of_group[g]];
+      }
+    }
+    for (size_t i = 0; i < axes.size(); ++i)
+      if (members[i] > 1) axes[i] = absl::StrCat("(", axes[i], " linked)");
+    absl::StrAppend(&out, " (grid: ", absl::StrJoin(axes, ", "),
+                    axes.size() > 1 ? "; the first key varies slowest" : "", ")");
   }
   out += "\n";
   // Column widths, so that the cells line up.
