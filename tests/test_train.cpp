@@ -160,11 +160,22 @@ TEST(Train, RecordsTheEmaGeneratorWeightsAndCpuTime) {
   EXPECT_TRUE(changed);
 }
 
-TEST(Train, NonFiniteLossStopsTheCellAsDiverged) {
+// Runs one cell of `toml` with the test plugin nan_generator_plugin.so loaded.
+drift::train::CellOutcome run_with_test_generator(const std::string& toml, const char* path,
+                                                  drift::train::CellRecorder& rec) {
   drift::runtime::Registry reg;
-  ASSERT_TRUE(reg.load_default_paths().ok());
-  ASSERT_TRUE(reg.load_file(std::string(DRIFT_TEST_PLUGIN_DIR) + "/nan_generator_plugin.so").ok());
-  auto exp = drift::config::parse_experiment(R"(
+  EXPECT_TRUE(reg.load_default_paths().ok());
+  EXPECT_TRUE(reg.load_file(std::string(DRIFT_TEST_PLUGIN_DIR) + "/nan_generator_plugin.so").ok());
+  auto exp = drift::config::parse_experiment(toml, path);
+  EXPECT_TRUE(exp.ok()) << exp.status();
+  auto cfg = drift::config::resolve_cell(*exp, 0, reg);
+  EXPECT_TRUE(cfg.ok()) << cfg.status();
+  return drift::train::train_cell(*cfg, reg, rec);
+}
+
+TEST(Train, NonFiniteLossStopsTheCellAsDiverged) {
+  drift::train::CellRecorder rec;
+  auto o = run_with_test_generator(R"(
 [data]
 dataset = "bimodal"
 [generator]
@@ -176,12 +187,7 @@ n_gen = 32
 n_pos = 32
 [eval]
 n_samples = 32
-)", "/tmp/nan.toml");
-  ASSERT_TRUE(exp.ok()) << exp.status();
-  auto cfg = drift::config::resolve_cell(*exp, 0, reg);
-  ASSERT_TRUE(cfg.ok()) << cfg.status();
-  drift::train::CellRecorder rec;
-  auto o = drift::train::train_cell(*cfg, reg, rec);
+)", "/tmp/nan.toml", rec);
   EXPECT_EQ(o.status, "diverged");
   EXPECT_EQ(o.steps_done, 5);
   EXPECT_NE(o.error.find("step 5"), std::string::npos) << o.error;
@@ -196,11 +202,9 @@ n_samples = 32
 // A runaway with finite loss (samples scaled by 1e5 after 4 steps) is stopped
 // as diverged by [train] runaway_factor; with the check off the cell ends done.
 TEST(Train, RunawaySamplesWithFiniteLossStopTheCellAsDiverged) {
-  drift::runtime::Registry reg;
-  ASSERT_TRUE(reg.load_default_paths().ok());
-  ASSERT_TRUE(reg.load_file(std::string(DRIFT_TEST_PLUGIN_DIR) + "/nan_generator_plugin.so").ok());
   auto run = [&](const std::string& factor) {
-    auto exp = drift::config::parse_experiment(R"(
+    drift::train::CellRecorder rec;
+    auto o = run_with_test_generator(R"(
 [data]
 dataset = "bimodal"
 [generator]
@@ -214,12 +218,7 @@ n_pos = 32
 runaway_factor = )" + factor + R"(
 [eval]
 n_samples = 32
-)", "/tmp/runaway.toml");
-    EXPECT_TRUE(exp.ok()) << exp.status();
-    auto cfg = drift::config::resolve_cell(*exp, 0, reg);
-    EXPECT_TRUE(cfg.ok()) << cfg.status();
-    drift::train::CellRecorder rec;
-    auto o = drift::train::train_cell(*cfg, reg, rec);
+)", "/tmp/runaway.toml", rec);
     // The loss stays finite throughout: only the check can stop the cell.
     const auto& t = rec.train_table();
     for (size_t r = 0; r < t.rows(); ++r) EXPECT_TRUE(std::isfinite(col(t, r, "loss")));

@@ -102,7 +102,6 @@ class SinkhornKernel : public drift::DriftKernel {
     const drift::PreparedField p = drift::prepare_field(in, norm);
     const int64_t Cg = p.Cg, Cn = p.Cn, Cp = p.Cp;
     const torch::Tensor& old = p.old;
-    const torch::Tensor& s = p.s;
     const torch::Tensor C = c_.cost == Cost::kSqEuclidean ? p.dn.pow(2) : p.dn;  // [B, Cg, T]
     const torch::Tensor C_neg = C.narrow(2, 0, Cg + Cn);                         // gen, neg
     const torch::Tensor C_pos = C.narrow(2, Cg + Cn, Cp);
@@ -112,8 +111,8 @@ class SinkhornKernel : public drift::DriftKernel {
     // for large common offsets).
     const torch::Tensor& old_n = p.old_n;
     const torch::Tensor centre = old_n.mean(1, /*keepdim=*/true);  // [B, 1, S]
-    const torch::Tensor Z_neg = torch::cat({old, in.neg}, 1) / s - centre;
-    const torch::Tensor Z_pos = in.pos / s - centre;
+    const torch::Tensor Z_neg = p.Y_n.narrow(1, 0, Cg + Cn) - centre;  // [gen, neg] / s
+    const torch::Tensor Z_pos = p.Y_n.narrow(1, Cg + Cn, Cp) - centre;  // pos / s
     const torch::Tensor X = old_n - centre;
 
     // --- Marginals. ---
