@@ -17,15 +17,20 @@
 
 namespace drift::test {
 
-inline drift::Params impl_params(const std::string& impl) {
-  return drift::Params({{"impl", drift::ParamValue(impl)}});
+// Kernel laplace's parameters: `impl` plus any others (e.g. the affinity floor).
+inline drift::Params impl_params(const std::string& impl,
+                                 std::map<std::string, drift::ParamValue> extra = {}) {
+  extra["impl"] = drift::ParamValue(impl);
+  return drift::Params(std::move(extra));
 }
 
-// The field of kernel laplace with `impl` and `normalizer`; CUDA errors surface here.
+// The field of kernel laplace with `impl` and `normalizer` (and further kernel
+// parameters `extra`); CUDA errors surface here.
 inline drift::DriftOutputs compute(const drift::DriftInputs& raw, const std::string& impl,
-                                   const std::string& normalizer = "feature_drift") {
+                                   const std::string& normalizer = "feature_drift",
+                                   std::map<std::string, drift::ParamValue> extra = {}) {
   auto& reg = default_registry();
-  auto k = reg.make_kernel("laplace", impl_params(impl));
+  auto k = reg.make_kernel("laplace", impl_params(impl, std::move(extra)));
   auto n = reg.make_normalizer(normalizer, {});
   if (!k.ok()) throw std::runtime_error(std::string(k.status().message()));
   if (!n.ok()) throw std::runtime_error(std::string(n.status().message()));

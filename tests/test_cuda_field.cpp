@@ -117,7 +117,8 @@ struct Poison {
   ~Poison() { unsetenv("DRIFT_LAPLACE_CUDA_POISON"); }
 };
 
-void compare_on_cases(const std::string& normalizer) {
+void compare_on_cases(const std::string& normalizer,
+                      const std::map<std::string, drift::ParamValue>& kp = {}) {
   const torch::Device gpu(torch::kCUDA, 0);
   const Poison poison;
   double worst64 = 0, worst32 = 0;
@@ -127,14 +128,14 @@ void compare_on_cases(const std::string& normalizer) {
     const DriftInputs in64 = make_inputs(c, seed);
     const DriftInputs in32 = to(in64, torch::kCPU, torch::kFloat32);
 
-    const DriftOutputs g64 = compute(to(in64, gpu, torch::kFloat64), "cuda", normalizer);
-    const DriftOutputs p64 = compute(in64, "plain", normalizer);
+    const DriftOutputs g64 = compute(to(in64, gpu, torch::kFloat64), "cuda", normalizer, kp);
+    const DriftOutputs p64 = compute(in64, "plain", normalizer, kp);
     ASSERT_TRUE(all_finite(g64)) << c.name << " float64";
     const double e64 = worst_err(g64, p64, torch::kFloat64, c.name + " float64");
     EXPECT_LE(e64, 1e-9) << c.name << " float64";
 
-    const DriftOutputs g32 = compute(to(in32, gpu, torch::kFloat32), "cuda", normalizer);
-    const DriftOutputs p32_64 = compute(to(in32, torch::kCPU, torch::kFloat64), "plain", normalizer);
+    const DriftOutputs g32 = compute(to(in32, gpu, torch::kFloat32), "cuda", normalizer, kp);
+    const DriftOutputs p32_64 = compute(to(in32, torch::kCPU, torch::kFloat64), "plain", normalizer, kp);
     ASSERT_TRUE(all_finite(g32)) << c.name << " float32";
     const double e32 = worst_err(g32, p32_64, torch::kFloat32, c.name + " float32");
     EXPECT_LE(e32, 1e-4) << c.name << " float32 cuda vs exact";
@@ -157,6 +158,14 @@ TEST(CudaField, MatchesPlainOnRandomShapesFeatureDrift) {
 TEST(CudaField, MatchesPlainOnRandomShapesNoNormalizer) {
   REQUIRE_CUDA();
   compare_on_cases("none");
+}
+// The affinity floor as a parameter of the CUDA kernel (drift/affinity.hpp).
+TEST(CudaField, MatchesPlainWithoutAffinityFloorAndWithARelativeOne) {
+  REQUIRE_CUDA();
+  compare_on_cases("feature_drift", {{"min_affinity", drift::ParamValue(0.0)}});
+  compare_on_cases("feature_drift",
+                   {{"min_affinity", drift::ParamValue(1e-2)},
+                    {"min_affinity_mode", drift::ParamValue(std::string("relative"))}});
 }
 
 // Same inputs, same bits: every cross-thread sum is a fixed tree.

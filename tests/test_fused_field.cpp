@@ -81,21 +81,30 @@ std::vector<Case> cases() {
 }
 
 // Worst relative error of `got` against `ref` over all outputs; checks shapes/dtypes.
+// An output whose reference norm is below `zero` is compared in absolute terms
+// (without an affinity floor, a sample with no other generated sample near it
+// has a field of ~1e-70 in float64 that float32 rounds to 0: both are zero).
 double worst_err(const DriftOutputs& got, const DriftOutputs& ref, torch::ScalarType dt,
-                 const std::string& where) {
+                 const std::string& where, double zero = 0.0) {
   double worst = 0;
   const auto g = fields(got), r = fields(ref);
   for (const auto& [name, t] : g) {
     EXPECT_EQ(t.scalar_type(), dt) << where << " " << name;
     EXPECT_EQ(t.sizes(), r.at(name).sizes()) << where << " " << name;
-    const double e = rel_err(t, r.at(name));
+    const double rn = r.at(name).to(torch::kFloat64).norm().item<double>();
+    const double e = rn < zero ? (t.to(torch::kCPU, torch::kFloat64) -
+                                  r.at(name).to(torch::kCPU, torch::kFloat64)).norm().item<double>()
+                               : rel_err(t, r.at(name));
     EXPECT_FALSE(std::isnan(e)) << where << " " << name;
     worst = std::max(worst, e);
   }
   return worst;
 }
 
-void compare_on_cases(const std::string& normalizer) {
+using ParamMap = std::map<std::string, drift::ParamValue>;
+
+void compare_on_cases(const std::string& normalizer, const ParamMap& kp = {},
+                      const std::string& label = "", double zero = 0.0) {
   double worst64 = 0, worst32 = 0, worst32_vs_plain32 = 0, plain32_vs_plain64 = 0;
   uint64_t seed = 100;
   for (const Case& c : cases()) {
@@ -103,30 +112,30 @@ void compare_on_cases(const std::string& normalizer) {
     const DriftInputs in64 = make_inputs(c, seed++);
     const DriftInputs in32 = to_dtype(in64, torch::kFloat32);
 
-    const DriftOutputs f64 = compute(in64, "fused", normalizer);
-    const DriftOutputs p64 = compute(in64, "plain", normalizer);
+    const DriftOutputs f64 = compute(in64, "fused", normalizer, kp);
+    const DriftOutputs p64 = compute(in64, "plain", normalizer, kp);
     ASSERT_TRUE(all_finite(f64)) << c.name;
     ASSERT_TRUE(all_finite(p64)) << c.name;
     const double e64 = worst_err(f64, p64, torch::kFloat64, c.name + " float64");
     EXPECT_LE(e64, 1e-9) << c.name << " float64";
 
     // float32: against the exact answer for the same float32 inputs.
-    const DriftOutputs f32 = compute(in32, "fused", normalizer);
-    const DriftOutputs p32 = compute(in32, "plain", normalizer);
-    const DriftOutputs p32_64 = compute(to_dtype(in32, torch::kFloat64), "plain", normalizer);
+    const DriftOutputs f32 = compute(in32, "fused", normalizer, kp);
+    const DriftOutputs p32 = compute(in32, "plain", normalizer, kp);
+    const DriftOutputs p32_64 = compute(to_dtype(in32, torch::kFloat64), "plain", normalizer, kp);
     ASSERT_TRUE(all_finite(f32)) << c.name;
-    const double e32 = worst_err(f32, p32_64, torch::kFloat32, c.name + " float32");
+    const double e32 = worst_err(f32, p32_64, torch::kFloat32, c.name + " float32", zero);
     EXPECT_LE(e32, 1e-4) << c.name << " float32 fused vs exact";
-    const double e32p = worst_err(f32, p32, torch::kFloat32, c.name + " float32 vs plain32");
-    const double ep = worst_err(p32, p32_64, torch::kFloat32, c.name + " plain32");
-    std::cout << "[fused " << normalizer << "] " << c.name << ": f64 " << e64 << "  f32 " << e32
+    const double e32p = worst_err(f32, p32, torch::kFloat32, c.name + " float32 vs plain32", zero);
+    const double ep = worst_err(p32, p32_64, torch::kFloat32, c.name + " plain32", zero);
+    std::cout << "[fused " << normalizer << label << "] " << c.name << ": f64 " << e64 << "  f32 " << e32
               << "  (f32 vs plain f32 " << e32p << ", plain f32 " << ep << ")\n";
     worst64 = std::max(worst64, e64);
     worst32 = std::max(worst32, e32);
     worst32_vs_plain32 = std::max(worst32_vs_plain32, e32p);
     plain32_vs_plain64 = std::max(plain32_vs_plain64, ep);
   }
-  std::cout << "[fused " << normalizer << "] " << cases().size()
+  std::cout << "[fused " << normalizer << label << "] " << cases().size()
             << " cases: max relative error float64 " << worst64 << ", float32 " << worst32
             << " (fused f32 vs plain f32: " << worst32_vs_plain32
             << "; plain f32 itself: " << plain32_vs_plain64 << ")\n";
@@ -136,6 +145,35 @@ void compare_on_cases(const std::string& normalizer) {
 
 TEST(FusedField, MatchesPlainOnRandomShapesFeatureDrift) { compare_on_cases("feature_drift"); }
 TEST(FusedField, MatchesPlainOnRandomShapesNoNormalizer) { compare_on_cases("none"); }
+
+// The affinity floor (drift/affinity.hpp) is a parameter of the fused kernel
+// too: none, a relative floor, a large absolute one, on every case.
+TEST(FusedField, MatchesPlainWithoutAffinityFloor) {
+  compare_on_cases("feature_drift", {{"min_affinity", drift::ParamValue(0.0)}}, " floor 0", 1e-20);
+  compare_on_cases("none", {{"min_affinity", drift::ParamValue(0.0)}}, " floor 0", 1e-20);
+}
+TEST(FusedField, MatchesPlainWithRelativeAndLargeAffinityFloors) {
+  compare_on_cases("feature_drift",
+                   {{"min_affinity", drift::ParamValue(1e-2)},
+                    {"min_affinity_mode", drift::ParamValue(std::string("relative"))}},
+                   " floor 1e-2 relative");
+  compare_on_cases("feature_drift", {{"min_affinity", drift::ParamValue(1e-3)}},
+                   " floor 1e-3 absolute");
+}
+
+// The demo's normalizer clamp is computed by the plain code: "fused" and
+// "auto" give exactly the plain result when min_normalizer > 0.
+TEST(FusedField, MinNormalizerFallsBackToPlain) {
+  const DriftInputs in = make_inputs(Case{"clamp", 2, 9, 8, 2, 3}, 11);
+  const ParamMap kp = {{"min_affinity", drift::ParamValue(0.0)},
+                       {"min_normalizer", drift::ParamValue(1e-12)}};
+  const DriftOutputs p = compute(in, "plain", "none", kp);
+  for (const std::string impl : {"fused", "auto"}) {
+    const DriftOutputs f = compute(in, impl, "none", kp);
+    for (const auto& [name, t] : fields(f))
+      EXPECT_TRUE(torch::equal(t, fields(p).at(name))) << impl << " " << name;
+  }
+}
 
 // Thread count does not change the result (every cross-unit sum is serial). With
 // B = 3 one thread runs one problem per task and two threads split each

@@ -1,6 +1,7 @@
 // drift SDK umbrella header: everything a plugin author needs.
 #pragma once
 
+#include "drift/affinity.hpp"
 #include "drift/checksum.hpp"
 #include "drift/dataset.hpp"
 #include "drift/encoder.hpp"

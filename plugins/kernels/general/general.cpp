@@ -5,9 +5,11 @@
 // "laplace" (impl = "plain"); each parameter replaces one piece of it:
 //
 //  - `normalization` (step 5, how the affinities A are normalized):
-//      "both"    (default) A = sqrt(max(softmax_t(logits) * softmax_i(logits), 1e-6)):
+//      "both"    (default) A = sqrt(max(softmax_t(logits) * softmax_i(logits), floor)):
 //                softmax over the targets axis AND over the generated-sample axis,
-//                geometric mean;
+//                geometric mean; the floor (SPEC 1e-6) and the normalizer clamp
+//                are the parameters min_affinity, min_affinity_mode and
+//                min_normalizer of drift/affinity.hpp, as in kernel "laplace";
 //      "targets" A = softmax_t(logits): over the targets axis only;
 //      "none"    A = exp(logits): the raw kernel values, no softmax.
 //  - `shape` (step 5, the logits from the normalized distances dn of step 3):
@@ -50,7 +52,6 @@ namespace {
 
 // SPEC constants.
 constexpr double kSelfExclusion = 100.0;      // step 4: added to dn[b, i, i]
-constexpr double kMinAffinity = 1e-6;         // step 5 ("both"): A = sqrt(max(. * ., 1e-6))
 
 enum class Normalization { kBoth, kTargets, kNone };
 enum class Shape { kLaplace, kGaussian };
@@ -60,6 +61,7 @@ struct Options {
   Shape shape = Shape::kLaplace;
   double attraction = 1.0;
   double repulsion = 1.0;
+  drift::AffinityFloor floor;  // "both": A = sqrt(max(softmax_t * softmax_i, floor))
 };
 
 class GeneralKernel : public drift::DriftKernel {
@@ -130,11 +132,9 @@ class GeneralKernel : public drift::DriftKernel {
       case Normalization::kBoth:
         break;
     }
-    // In the log domain: log A = 0.5 * max(logsm_t + logsm_i, log 1e-6), so
-    // far-apart inputs (every exp(logits) underflowing) stay finite.
-    const torch::Tensor log_sm_t = torch::log_softmax(logits, /*dim=*/2);  // over targets
-    const torch::Tensor log_sm_i = torch::log_softmax(logits, /*dim=*/1);  // over gen samples
-    return (0.5 * (log_sm_t + log_sm_i).clamp_min(std::log(kMinAffinity))).exp();
+    // In the log domain (drift/affinity.hpp), so far-apart inputs (every
+    // exp(logits) underflowing) stay finite.
+    return drift::doubly_normalized_affinity(logits, o_.floor);
   }
 };
 
@@ -146,7 +146,7 @@ DRIFT_PLUGIN("kernel_general", r) {
       "drift field of SPEC 2 with the ablations of SPEC 3 (plain LibTorch ops): kernel "
       "normalization (both/targets/none), shape (laplace/gaussian), field a*V+ - r*V- with "
       "attraction a and repulsion r; the defaults equal kernel laplace",
-      {drift::ParamSpec::String("normalization", "both",
+      drift::with_affinity_floor_params({drift::ParamSpec::String("normalization", "both",
                                 "\"both\": softmax over targets AND generated samples, "
                                 "geometric mean (SPEC 2, default); \"targets\": softmax over "
                                 "the targets only; \"none\": raw exp(logits)")
@@ -163,7 +163,7 @@ DRIFT_PLUGIN("kernel_general", r) {
        drift::ParamSpec::Float("repulsion", 1.0,
                                "r: factor of the repulsion part V- (generated samples and "
                                "negatives) in a*V+ - r*V-; 0 = attraction only")
-           .non_negative()},
+           .non_negative()}),
       [](const drift::Params& p) -> absl::StatusOr<std::unique_ptr<drift::DriftKernel>> {
         // Params normally come validated (defaults filled in); an empty Params
         // gives the defaults.
@@ -188,6 +188,9 @@ DRIFT_PLUGIN("kernel_general", r) {
             !std::isfinite(o.repulsion))
           return absl::InvalidArgumentError(
               "general: attraction and repulsion must be finite floats >= 0");
+        absl::StatusOr<drift::AffinityFloor> floor = drift::affinity_floor_from_params(p, "general");
+        if (!floor.ok()) return floor.status();
+        o.floor = *floor;
         return std::make_unique<GeneralKernel>(o);
       });
 }

@@ -19,6 +19,12 @@
 //    none, and a clear error (std::invalid_argument) for inputs it does not
 //    handle (CPU tensors, other dtypes, more than 32 temperatures).
 //  - "plain": always the plain code below.
+//
+// The affinity floor (drift/affinity.hpp: min_affinity, min_affinity_mode,
+// min_normalizer) is a parameter of every path; the defaults are the SPEC's
+// 1e-6. The fused and CUDA kernels take min_affinity in either mode;
+// min_normalizer > 0 (the authors' toy-demo clamp) is computed by the plain
+// code ("auto" and "fused" fall back to it; "cuda" refuses it).
 #include <drift/sdk.hpp>
 
 #include "laplace_cuda.hpp"
@@ -35,7 +41,6 @@ namespace {
 
 // SPEC constants.
 constexpr double kSelfExclusion = 100.0;      // step 4: added to dn[b, i, i]
-constexpr double kMinAffinity = 1e-6;         // step 5: A = sqrt(max(. * ., 1e-6))
 
 #ifdef DRIFT_LAPLACE_CUDA
 constexpr bool kCudaBuilt = true;
@@ -47,23 +52,32 @@ enum class Impl { kAuto, kFused, kCuda, kPlain };
 
 class LaplaceKernel : public drift::DriftKernel {
  public:
-  explicit LaplaceKernel(Impl impl) : impl_(impl) {}
+  LaplaceKernel(Impl impl, drift::AffinityFloor floor) : impl_(impl), floor_(floor) {}
 
   drift::DriftOutputs compute(const drift::DriftInputs& in,
                               const drift::Normalizer& norm) const override {
+    // The fused and CUDA kernels take the floor, not the normalizer clamp.
+    const bool fast_ok = !(floor_.min_normalizer > 0.0);
     switch (impl_) {
       case Impl::kAuto:
 #ifdef DRIFT_LAPLACE_CUDA
-        if (drift::laplace::cuda_supports(in)) return drift::laplace::compute_cuda(in, norm);
+        if (fast_ok && drift::laplace::cuda_supports(in))
+          return drift::laplace::compute_cuda(in, norm, floor_);
 #endif
-        if (drift::laplace::fused_supports(in)) return drift::laplace::compute_fused(in, norm);
+        if (fast_ok && drift::laplace::fused_supports(in))
+          return drift::laplace::compute_fused(in, norm, floor_);
         return compute_plain(in, norm);
       case Impl::kFused:
-        if (drift::laplace::fused_supports(in)) return drift::laplace::compute_fused(in, norm);
+        if (fast_ok && drift::laplace::fused_supports(in))
+          return drift::laplace::compute_fused(in, norm, floor_);
         return compute_plain(in, norm);
       case Impl::kCuda:
 #ifdef DRIFT_LAPLACE_CUDA
-        return drift::laplace::compute_cuda(in, norm);  // throws on unsupported inputs
+        if (!fast_ok)
+          throw std::invalid_argument(
+              "laplace: impl = \"cuda\" does not compute min_normalizer > 0; use impl = "
+              "\"auto\" or \"plain\"");
+        return drift::laplace::compute_cuda(in, norm, floor_);  // throws on unsupported inputs
 #else
         throw std::invalid_argument(kNoCuda);  // the factory refuses "cuda" already
 #endif
@@ -80,6 +94,7 @@ class LaplaceKernel : public drift::DriftKernel {
 
  private:
   Impl impl_;
+  drift::AffinityFloor floor_;
 
   drift::DriftOutputs compute_plain(const drift::DriftInputs& in,
                                     const drift::Normalizer& norm) const {
@@ -97,19 +112,16 @@ class LaplaceKernel : public drift::DriftKernel {
 
     // --- Step 5: one raw drift per temperature, normalized and summed into V. ---
     drift::DriftAccumulator acc(p, norm);
-    const double log_min_affinity = std::log(kMinAffinity);
     for (double tau : in.temperatures) {
       // logits = -dn / tau. For absurdly small tau the quotient can overflow to
       // -inf; nan_to_num maps it to the dtype's lowest finite value so that the
       // softmaxes below stay defined.
       const torch::Tensor logits = torch::nan_to_num(-dn / tau);  // [B, Cg, T]
 
-      // A = sqrt(max(softmax_t(logits) * softmax_i(logits), 1e-6)), evaluated in
-      // the log domain: log A = 0.5 * max(logsm_t + logsm_i, log 1e-6). Far-apart
-      // inputs (all exp(logits) underflowing) then still give finite values.
-      const torch::Tensor log_sm_t = torch::log_softmax(logits, /*dim=*/2);  // over targets
-      const torch::Tensor log_sm_i = torch::log_softmax(logits, /*dim=*/1);  // over gen samples
-      torch::Tensor A = (0.5 * (log_sm_t + log_sm_i).clamp_min(log_min_affinity)).exp();
+      // A = sqrt(max(softmax_t(logits) * softmax_i(logits), floor)) (SPEC floor
+      // 1e-6), evaluated in the log domain (drift/affinity.hpp): far-apart
+      // inputs (all exp(logits) underflowing) still give finite values.
+      torch::Tensor A = drift::doubly_normalized_affinity(logits, floor_);
 
       // A *= w[b, None, t]; negatives = first Cg + Cn columns (gen, neg), positives = last Cp.
       A = A * w_cols;
@@ -140,14 +152,14 @@ DRIFT_PLUGIN("kernel_laplace", r) {
                "default drift field (SPEC 2): Laplace kernel exp(-d/tau), softmax over targets "
                "and samples, all temperatures summed (CUDA kernel, fused CPU kernel, or the "
                "plain LibTorch reference)",
-               {drift::ParamSpec::String("impl", "auto",
+               drift::with_affinity_floor_params({drift::ParamSpec::String("impl", "auto",
                                          "\"auto\": CUDA kernel for CUDA tensors, fused CPU "
                                          "kernel for CPU tensors (float32/float64; other inputs "
                                          "use \"plain\"); \"fused\": fused CPU kernel; "
                                          "\"cuda\": CUDA kernel only (error elsewhere, and in "
                                          "builds without CUDA); \"plain\": reference "
                                          "implementation in LibTorch ops")
-                    .one_of({"auto", "fused", "cuda", "plain"})},
+                    .one_of({"auto", "fused", "cuda", "plain"})}),
                [](const drift::Params& p) -> absl::StatusOr<std::unique_ptr<drift::DriftKernel>> {
                  // Params normally come validated (defaults filled in); callers that
                  // pass an empty Params get the default.
@@ -163,6 +175,13 @@ DRIFT_PLUGIN("kernel_laplace", r) {
                                                      impl + "\"");
                  if (which == Impl::kCuda && !kCudaBuilt)
                    return absl::FailedPreconditionError(LaplaceKernel::kNoCuda);
-                 return std::make_unique<LaplaceKernel>(which);
+                 absl::StatusOr<drift::AffinityFloor> floor =
+                     drift::affinity_floor_from_params(p, "laplace");
+                 if (!floor.ok()) return floor.status();
+                 if (which == Impl::kCuda && floor->min_normalizer > 0.0)
+                   return absl::InvalidArgumentError(
+                       "laplace: impl = \"cuda\" does not compute min_normalizer > 0; use "
+                       "impl = \"auto\" or \"plain\"");
+                 return std::make_unique<LaplaceKernel>(which, *floor);
                });
 }

@@ -5,10 +5,12 @@
 
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <drift/affinity.hpp>
 #include <drift/field.hpp>
 #include <drift/normalizer.hpp>
 #include <torch/types.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <stdexcept>
@@ -33,7 +35,7 @@ torch::Tensor on_device(const torch::Tensor& t, const torch::TensorOptions& opts
 }
 
 template <typename T>
-DriftOutputs cuda_impl(const DriftInputs& in, const Normalizer& norm) {
+DriftOutputs cuda_impl(const DriftInputs& in, const Normalizer& norm, const AffinityFloor& af) {
   const c10::cuda::CUDAGuard guard(in.gen.device());
   CUstream_st* stream = c10::cuda::getCurrentCUDAStream(in.gen.device().index()).stream();
   const auto opts = in.gen.options().requires_grad(false);
@@ -47,6 +49,8 @@ DriftOutputs cuda_impl(const DriftInputs& in, const Normalizer& norm) {
   sh.Cp = in.pos.size(1);
   sh.Tn = sh.Cg + sh.Cn + sh.Cp;
   sh.n = static_cast<int>(in.temperatures.size());
+  const double floor = af.product_floor(sh.Cg, sh.Tn);
+  sh.log_min_product = floor > 0.0 ? std::log(floor) : -std::numeric_limits<double>::infinity();
   const int64_t B = sh.B, Cg = sh.Cg, S = sh.S, Tn = sh.Tn, n = sh.n;
 
   const torch::Tensor gen = in.gen.detach().contiguous();
@@ -160,12 +164,16 @@ std::string cuda_unsupported_reason(const DriftInputs& in) {
 
 bool cuda_supports(const DriftInputs& in) { return cuda_unsupported_reason(in).empty(); }
 
-DriftOutputs compute_cuda(const DriftInputs& in, const Normalizer& norm) {
+DriftOutputs compute_cuda(const DriftInputs& in, const Normalizer& norm,
+                          const AffinityFloor& floor) {
   const std::string why = cuda_unsupported_reason(in);
   if (!why.empty()) throw std::invalid_argument("laplace impl = \"cuda\": " + why);
+  if (!(floor.min_normalizer == 0.0))
+    throw std::invalid_argument("laplace impl = \"cuda\": min_normalizer > 0 is computed by "
+                                "the plain code only");
   torch::NoGradGuard no_grad;
-  if (in.gen.scalar_type() == torch::kFloat64) return cuda_impl<double>(in, norm);
-  return cuda_impl<float>(in, norm);
+  if (in.gen.scalar_type() == torch::kFloat64) return cuda_impl<double>(in, norm, floor);
+  return cuda_impl<float>(in, norm, floor);
 }
 
 }  // namespace drift::laplace

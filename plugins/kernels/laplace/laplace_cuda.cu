@@ -44,7 +44,6 @@ namespace {
 
 constexpr double kMinSquaredDistance = 1e-8;  // SPEC step 2
 constexpr double kSelfExclusion = 100.0;      // SPEC step 4
-constexpr double kMinAffinity = 1e-6;         // SPEC step 5
 
 constexpr int kThreads = 256;        // every kernel's block size
 constexpr int kTile = 32;            // distance tile: kTile rows x kTile columns
@@ -278,10 +277,11 @@ __global__ void __launch_bounds__(kThreads) coefficient_kernel(Shape sh, Buffers
   const T* lc = b.lzc + k * sh.B * Tn + bb * Tn;
   const T* w = b.w + bb * Tn;
   const T rm = b.rmin[r], lr = b.lzr[r * sh.n + k], itk = static_cast<T>(it.v[k]);
-  const T log_floor = static_cast<T>(log(kMinAffinity));
+  // log of the floor of softmax_t * softmax_i (-inf: none; SPEC: log 1e-6).
+  const T log_floor = static_cast<T>(sh.log_min_product);
   T* Krow = b.K + ((bb * sh.n + k) * sh.Cg + i) * Tn;
 
-  // A[t] = exp(0.5 max(logsm_t + logsm_i, log 1e-6)) * w[t]; rowsums of An and Ap.
+  // A[t] = exp(0.5 max(logsm_t + logsm_i, log floor)) * w[t]; rowsums of An and Ap.
   double s_neg = 0.0, s_pos = 0.0;
   for (int64_t t = lane; t < Tn; t += 32) {
     const T d = row[t];

@@ -16,11 +16,13 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 
 struct CUstream_st;  // cudaStream_t without the CUDA headers
 
 namespace drift {
+struct AffinityFloor;
 struct DriftInputs;
 struct DriftOutputs;
 class Normalizer;
@@ -37,8 +39,10 @@ bool cuda_supports(const DriftInputs& in);
 std::string cuda_unsupported_reason(const DriftInputs& in);
 
 // The default drift field on the GPU for inputs that passed
-// canonicalize_drift_inputs() and cuda_supports().
-DriftOutputs compute_cuda(const DriftInputs& in, const Normalizer& norm);
+// canonicalize_drift_inputs() and cuda_supports(). The affinity floor is
+// floor.product_floor(Cg, T); floor.min_normalizer must be 0.
+DriftOutputs compute_cuda(const DriftInputs& in, const Normalizer& norm,
+                          const AffinityFloor& floor);
 
 namespace cuda {
 
@@ -48,6 +52,9 @@ struct Shape {
   int64_t B = 0, Cg = 0, Cn = 0, Cp = 0, S = 0;
   int64_t Tn = 0;  // Cg + Cn + Cp: targets per problem
   int n = 0;       // number of temperatures
+  // log of the floor of softmax_t * softmax_i (drift/affinity.hpp; SPEC:
+  // log 1e-6); -infinity: no floor.
+  double log_min_product = -std::numeric_limits<double>::infinity();
 };
 
 // Device buffers of one call, all contiguous and owned by the caller.

@@ -20,8 +20,8 @@
 //           E   e_r = exp((rmin_i - dn) / 2tau), e_c = exp((cmin_t - dn) / 2tau)
 //               (one exp each), Z_r = sum_t e_r^2, Z_c = sum_i e_c^2 (both
 //               softmax denominators around their maxima, numerically stable);
-//           K   A = max(e_r e_c / sqrt(Z_r Z_c), 1e-3) = sqrt(max(softmax_t *
-//               softmax_i, 1e-6)) exactly, An = A w_neg, Ap = A w_pos,
+//           K   A = max(e_r e_c / sqrt(Z_r Z_c), sqrt(floor)) = sqrt(max(softmax_t *
+//               softmax_i, floor)) exactly (floor: drift/affinity.hpp, SPEC 1e-6), An = A w_neg, Ap = A w_pos,
 //               K = Ap rowsum(An) - An rowsum(Ap) (the padding has w = 0);
 //           G   F_tau = (K @ (Y - c) - rowsum(K) (old - c)) / s, c = old row 0
 //               of the problem (centring keeps this free of cancellation for
@@ -72,7 +72,6 @@ namespace {
 
 constexpr double kMinSquaredDistance = 1e-8;  // SPEC step 2
 constexpr double kSelfExclusion = 100.0;      // SPEC step 4
-constexpr double kMinAffinity = 1e-6;         // SPEC step 5
 constexpr double kPadDistance = 1e30;         // dn in the padding columns
 
 constexpr int64_t kColAlign = 32;  // Tp is a multiple of it (2 float / 4 double vectors)
@@ -368,9 +367,10 @@ DRIFT_MULTIVERSION void exp_rows(const double* dn, int64_t Tp, int64_t i0, int64
 // F[i, s] = (sum_t K[i,t] Yt[s,t] - rowsum(K)_i Yt[s,i]) * inv_s, fsq[i] = sum_s F^2.
 template <typename T>
 DRIFT_ALWAYS_INLINE void k_rows(T* er, const T* ec, int64_t Tp, int64_t i0, int64_t i1,
-                                const T* rzr, const T* rzc, const T* wn, const T* wp, T* rk) {
+                                const T* rzr, const T* rzc, const T* wn, const T* wp, T a_min,
+                                T* rk) {
   constexpr int W = Vec<T>::W;
-  const V<T> floor = vset(static_cast<T>(std::sqrt(kMinAffinity)));
+  const V<T> floor = vset(a_min);  // sqrt of the floor of softmax_t * softmax_i (0: none)
   for (int64_t i = i0; i < i1; ++i) {
     T* k = er + i * Tp;
     const T* c = ec + i * Tp;
@@ -503,8 +503,8 @@ DRIFT_ALWAYS_INLINE void kg_rows_impl(T* er, const T* ec, const T* Yt, const T* 
                                       int64_t S,
                                       int64_t Tn, int64_t Tp, int64_t i0, int64_t i1,
                                       const T* rzr, const T* rzc, const T* wn, const T* wp,
-                                      T inv_s, T* rk, T* F, double* fsq) {
-  k_rows(er, ec, Tp, i0, i1, rzr, rzc, wn, wp, rk);
+                                      T a_min, T inv_s, T* rk, T* F, double* fsq) {
+  k_rows(er, ec, Tp, i0, i1, rzr, rzc, wn, wp, a_min, rk);
   int64_t i = i0;
   if (S >= Vec<T>::W) {  // coordinates along the lanes
     for (; i + kGemmRowsWide <= i1; i += kGemmRowsWide)
@@ -518,15 +518,16 @@ DRIFT_ALWAYS_INLINE void kg_rows_impl(T* er, const T* ec, const T* Yt, const T* 
 DRIFT_MULTIVERSION void kg_rows(float* er, const float* ec, const float* Yt,
                                 const float* Yc, int64_t S, int64_t Tn, int64_t Tp, int64_t i0, int64_t i1,
                                 const float* rzr, const float* rzc, const float* wn,
-                                const float* wp, float inv_s, float* rk, float* F, double* fsq) {
-  kg_rows_impl(er, ec, Yt, Yc, S, Tn, Tp, i0, i1, rzr, rzc, wn, wp, inv_s, rk, F, fsq);
+                                const float* wp, float a_min, float inv_s, float* rk, float* F,
+                                double* fsq) {
+  kg_rows_impl(er, ec, Yt, Yc, S, Tn, Tp, i0, i1, rzr, rzc, wn, wp, a_min, inv_s, rk, F, fsq);
 }
 DRIFT_MULTIVERSION void kg_rows(double* er, const double* ec, const double* Yt,
                                 const double* Yc, int64_t S, int64_t Tn, int64_t Tp, int64_t i0,
                                 int64_t i1, const double* rzr, const double* rzc,
-                                const double* wn, const double* wp, double inv_s, double* rk,
-                                double* F, double* fsq) {
-  kg_rows_impl(er, ec, Yt, Yc, S, Tn, Tp, i0, i1, rzr, rzc, wn, wp, inv_s, rk, F, fsq);
+                                const double* wn, const double* wp, double a_min, double inv_s,
+                                double* rk, double* F, double* fsq) {
+  kg_rows_impl(er, ec, Yt, Yc, S, Tn, Tp, i0, i1, rzr, rzc, wn, wp, a_min, inv_s, rk, F, fsq);
 }
 
 // ------------------------------------------------------------------ phases 0 and 3
@@ -684,7 +685,7 @@ int64_t grain_for(int64_t work_per_unit) {
 }
 
 template <typename T>
-DriftOutputs fused_impl(const DriftInputs& in, const Normalizer& norm) {
+DriftOutputs fused_impl(const DriftInputs& in, const Normalizer& norm, const AffinityFloor& af) {
   const auto dtype = in.gen.scalar_type();
   const auto opts = torch::TensorOptions().dtype(dtype).device(torch::kCPU);
   const int64_t B = in.gen.size(0), Cg = in.gen.size(1), S = in.gen.size(2);
@@ -788,6 +789,8 @@ DriftOutputs fused_impl(const DriftInputs& in, const Normalizer& norm) {
 
   std::vector<T> half_inv_tau(static_cast<size_t>(n));
   for (int64_t k = 0; k < n; ++k) half_inv_tau[k] = static_cast<T>(0.5 / in.temperatures[k]);
+  // A >= sqrt(floor of softmax_t * softmax_i); 0: no floor.
+  const T a_min = static_cast<T>(std::sqrt(af.product_floor(Cg, Tn)));
 
   // --- Phase 2: per problem b, with buffer set `slot`. ---
   struct Slot {
@@ -844,7 +847,7 @@ DriftOutputs fused_impl(const DriftInputs& in, const Normalizer& norm) {
           for (int64_t c = 0; c < chunks; ++c) {
             const auto [i0, i1] = chunk_rows(c);
             kg_rows(sl.er, sl.ec, ytb, sl.yc, S, Tn, Tp, i0, i1, sl.rzr, sl.rzc, wn + b * Tp, wp + b * Tp,
-                    inv_s, sl.rk, F + (k * B + b) * Cg * S, fsq + k * B * Cg + b * Cg);
+                    a_min, inv_s, sl.rk, F + (k * B + b) * Cg * S, fsq + k * B * Cg + b * Cg);
           }
         }
       }
@@ -881,7 +884,7 @@ DriftOutputs fused_impl(const DriftInputs& in, const Normalizer& norm) {
                              if (i0 >= c1) continue;
                              const int64_t i1 = std::min(c1, i0 + kGemmRows);
                              kg_rows(sl.er, sl.ec, ytb, sl.yc, S, Tn, Tp, i0, i1, sl.rzr, sl.rzc,
-                                     wn + b * Tp, wp + b * Tp, inv_s, sl.rk,
+                                     wn + b * Tp, wp + b * Tp, a_min, inv_s, sl.rk,
                                      F + (k * B + b) * Cg * S, fsq + k * B * Cg + b * Cg);
                            }
                          });
@@ -945,10 +948,14 @@ bool fused_supports(const DriftInputs& in) {
   return !in.temperatures.empty();
 }
 
-DriftOutputs compute_fused(const DriftInputs& in, const Normalizer& norm) {
+DriftOutputs compute_fused(const DriftInputs& in, const Normalizer& norm,
+                           const AffinityFloor& floor) {
   torch::NoGradGuard no_grad;
-  if (in.gen.scalar_type() == torch::kFloat64) return fused_impl<double>(in, norm);
-  return fused_impl<float>(in, norm);
+  if (!(floor.min_normalizer == 0.0))
+    throw std::invalid_argument("laplace (fused): min_normalizer > 0 is computed by the plain "
+                                "code only");
+  if (in.gen.scalar_type() == torch::kFloat64) return fused_impl<double>(in, norm, floor);
+  return fused_impl<float>(in, norm, floor);
 }
 
 }  // namespace drift::laplace
