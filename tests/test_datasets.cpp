@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "config/experiment.hpp"
 #include "data/toy.hpp"
 #include "metrics/lowdim.hpp"
 #include "test_util.hpp"
@@ -38,7 +39,7 @@ DataBatch draw(Dataset& d, int64_t n, uint64_t seed) {
 }
 
 const std::vector<std::string> kToys = {"bimodal",   "eight_gaussians", "checkerboard",
-                                        "swiss_roll", "two_moons",       "rings"};
+                                        "swiss_roll", "two_moons",       "rings", "mixture"};
 
 // ------------------------------------------------------------------ registration
 
@@ -265,6 +266,68 @@ TEST(Datasets, SwissRollWithoutNoiseLiesOnItsSpiral) {
   EXPECT_LE(xn.norm(2, 1).max().item<double>(), 2.0 + 6 * 0.2);
 }
 
+// The authors' toy demo's checkerboard: 4 x 4 board on [-1, 1]^2 plus noise 0.05.
+TEST(Datasets, CheckerboardNoiseScattersAroundTheCells) {
+  auto clean = make("checkerboard", {{"cells", int64_t{4}}, {"scale", 1.0}});
+  auto noisy = make("checkerboard", {{"cells", int64_t{4}}, {"scale", 1.0}, {"noise", 0.05}});
+  torch::Tensor a = draw(*clean, 20000, 3).x.to(torch::kFloat64);
+  torch::Tensor b = draw(*noisy, 20000, 3).x.to(torch::kFloat64);
+  EXPECT_LE(a.abs().max().item<double>(), 1.0);
+  EXPECT_GT(b.abs().max().item<double>(), 1.05);  // noise leaves the board
+  // Noise adds variance 0.05^2 per coordinate; a cell's uniform part has 0.5^2 / 12.
+  const double va = a.var(0).mean().item<double>(), vb = b.var(0).mean().item<double>();
+  EXPECT_NEAR(vb - va, 0.0025, 0.0015);
+  // Same cells: the share of samples with x > 0 stays 1/2.
+  EXPECT_NEAR((b.select(1, 0) > 0).to(torch::kFloat64).mean().item<double>(), 0.5, 0.02);
+}
+
+// The authors' toy demo's Swiss roll: t from 0.5 pi over 2 turns, outer radius 1.
+TEST(Datasets, SwissRollStartsWhereStartTurnsSays) {
+  auto d = make("swiss_roll", {{"scale", 1.0}, {"turns", 2.0}, {"start_turns", 0.25},
+                               {"noise", 0.0}});
+  torch::Tensor x = draw(*d, 4000, 5).x.to(torch::kFloat64);
+  const double t0 = 0.5 * kPi, t1 = 4.5 * kPi;
+  torch::Tensor r = x.norm(2, 1), t = r * t1;
+  EXPECT_GE(t.min().item<double>(), t0 - 1e-4);
+  EXPECT_LT(t.min().item<double>(), t0 + 0.05);
+  EXPECT_LE(t.max().item<double>(), t1 + 1e-4);
+  EXPECT_GT(t.max().item<double>(), t1 - 0.05);
+  EXPECT_LT((x.select(1, 0) - r * torch::cos(t)).abs().max().item<double>(), 1e-4);
+  EXPECT_LT((x.select(1, 1) - r * torch::sin(t)).abs().max().item<double>(), 1e-4);
+}
+
+TEST(Datasets, MixtureHasItsWeightsAndDeclaresItsModes) {
+  const std::vector<double> centers = {-4, 0, 4, 0, 0, 5};
+  auto d = make("mixture", {{"centers", centers}, {"weights", std::vector<double>{5, 3, 2}},
+                            {"std", 0.25}, {"labeled", true}});
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->num_classes(), 3);
+  const auto modes = d->modes();
+  ASSERT_EQ(modes.size(), 3u);
+  EXPECT_DOUBLE_EQ(modes[0].weight, 0.5);
+  EXPECT_DOUBLE_EQ(modes[2].weight, 0.2);
+  EXPECT_DOUBLE_EQ(modes[1].radius, 0.75);  // 3 std, the centres being far apart
+  DataBatch b = draw(*d, 20000, 4);
+  const std::vector<double> shares = metrics::mode_shares(b.x, modes);
+  EXPECT_NEAR(shares[0], 0.5, 0.015);
+  EXPECT_NEAR(shares[1], 0.3, 0.015);
+  EXPECT_NEAR(shares[2], 0.2 * 0.989, 0.015);  // 3 std in 2-D hold 1 - exp(-4.5) = 98.9%
+  torch::Tensor c1 = b.x.index({b.labels == 1}).to(torch::kFloat64);
+  EXPECT_NEAR(c1.mean(0)[0].item<double>(), 4.0, 0.02);
+  EXPECT_NEAR(c1.std(0)[1].item<double>(), 0.25, 0.01);
+  // Close centres: the mode radius is half their distance.
+  auto close = make("mixture", {{"centers", std::vector<double>{0, 0, 1, 0}},
+                               {"weights", std::vector<double>{}}, {"std", 0.5}});
+  EXPECT_DOUBLE_EQ(close->modes()[0].radius, 0.5);
+  // Errors name the key.
+  auto bad = try_make("mixture", {{"centers", std::vector<double>{1, 2, 3}}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(std::string(bad.status().message()).find("centers"), std::string::npos);
+  bad = try_make("mixture", {{"centers", centers}, {"weights", std::vector<double>{1, 1}}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(std::string(bad.status().message()).find("weights"), std::string::npos);
+}
+
 TEST(Datasets, TwoMoonsWithoutNoiseLieOnTheirHalfCircles) {
   auto d = make("two_moons", {{"scale", 2.0}, {"noise", 0.0}, {"labeled", true}});
   ASSERT_TRUE(d);
@@ -371,6 +434,46 @@ TEST(Datasets, PointsSamplesRowsOfTheFileWithTheirLabels) {
   for (int c : seen) EXPECT_NEAR(c, 200, 60);
   EXPECT_TRUE(torch::equal(b.x, draw(*d, 2000, 1).x));
   EXPECT_FALSE(torch::equal(b.x, draw(*d, 2000, 2).x));
+}
+
+// [data] dataset = "points" selects the component; points' own `dataset`
+// parameter (the HDF5 dataset, default "x") keeps its default, or is set in
+// [data.points]. The resolved configuration says so and reads back the same.
+TEST(Datasets, PointsDatasetParameterIsNotTheComponentSelector) {
+  PointsFile pf = write_points_file();
+  auto& reg = test::default_registry();
+  auto resolve = [&](const std::string& extra) {
+    const std::string toml = "[data]\ndataset = \"points\"\npath = \"" + pf.path + "\"\n" +
+                             extra + "\n[generator]\nplugin = \"mlp\"\n";
+    auto exp = config::parse_experiment(toml, pf.dir + "/e.toml");
+    EXPECT_TRUE(exp.ok()) << exp.status();
+    return config::resolve_cell(*exp, 0, reg);
+  };
+  for (const auto& [extra, want] : std::vector<std::pair<std::string, std::string>>{
+           {"", "x"}, {"[data.points]\ndataset = \"grp/xf\"\n", "grp/xf"}}) {
+    SCOPED_TRACE(want);
+    auto cfg = resolve(extra);
+    ASSERT_TRUE(cfg.ok()) << cfg.status();
+    EXPECT_EQ(cfg->data.name, "points");
+    EXPECT_EQ(cfg->data.params.get_string("dataset"), want);
+    // The dataset reads that HDF5 dataset.
+    auto d = reg.make_dataset("points", cfg->data.params, DatasetContext{});
+    ASSERT_TRUE(d.ok()) << d.status();
+    EXPECT_EQ(draw(**d, 7, 1).x.size(1), 3);
+    // The recorded configuration is a valid experiment that resolves the same.
+    auto again = config::parse_experiment(cfg->resolved_toml, pf.dir + "/r.toml");
+    ASSERT_TRUE(again.ok()) << again.status() << "\n" << cfg->resolved_toml;
+    auto cfg2 = config::resolve_cell(*again, 0, reg);
+    ASSERT_TRUE(cfg2.ok()) << cfg2.status() << "\n" << cfg->resolved_toml;
+    EXPECT_EQ(cfg2->data.name, "points");
+    EXPECT_EQ(cfg2->data.params.get_string("dataset"), want);
+  }
+  // A missing HDF5 dataset is named in the error.
+  auto missing = resolve("[data.points]\ndataset = \"nope\"\n");
+  ASSERT_TRUE(missing.ok()) << missing.status();
+  auto d = reg.make_dataset("points", missing->data.params, DatasetContext{});
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(std::string(d.status().message()).find("nope"), std::string::npos) << d.status();
 }
 
 TEST(Datasets, PointsFloat32InAGroupAbsolutePathUnlabelled) {

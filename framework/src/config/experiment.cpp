@@ -252,6 +252,10 @@ std::string toml_key(const std::string& k) {
 struct ResolvedSection {
   std::string name;
   std::vector<std::pair<std::string, ParamValue>> values;
+  // Parameters of the selected component that share the selector's name
+  // (points' `dataset`): rendered in the [<name>.<component>] sub-table.
+  std::string component;
+  std::vector<std::pair<std::string, ParamValue>> component_values;
   const ParamValue* find(const std::string& key) const {
     for (const auto& [k, v] : values)
       if (k == key) return &v;
@@ -276,6 +280,11 @@ std::string render(const ExperimentConfig& cfg, const std::vector<ResolvedSectio
     absl::StrAppend(&out, "\n[", s.name, "]\n");
     for (const auto& [k, v] : s.values)
       absl::StrAppend(&out, toml_key(k), " = ", toml_value_text(v), "\n");
+    if (!s.component_values.empty()) {
+      absl::StrAppend(&out, "\n[", s.name, ".", toml_key(s.component), "]\n");
+      for (const auto& [k, v] : s.component_values)
+        absl::StrAppend(&out, toml_key(k), " = ", toml_value_text(v), "\n");
+    }
   }
   return out;
 }
@@ -478,11 +487,22 @@ absl::StatusOr<ExperimentConfig> resolve_cell(const Experiment& exp, size_t cell
         if (!v.ok()) return v.status();
         sub_given[k] = *std::move(v);
       }
-      auto checked = registry.validate(kind, cname, sub_given, sub_where);
+      // Checked on its own, except that a required parameter may be given in
+      // the section itself (path in [data], dataset in [data.points]); the
+      // merged parameters of the selected component are checked below.
+      std::vector<ParamSpec> sub_specs = (*other)->info.params;
+      sub_specs.erase(std::remove_if(sub_specs.begin(), sub_specs.end(),
+                                     [&](const ParamSpec& sp) {
+                                       return !sp.default_value && !sub_given.count(sp.name);
+                                     }),
+                      sub_specs.end());
+      auto checked = validate_params(sub_specs, sub_given, absl::StrCat(sub_where, " (", cname, ")"));
       if (!checked.ok()) return checked.status();
       if (cname != name) continue;
       for (auto& [k, v] : sub_given) {
-        if (given.count(k))
+        // The selector (`dataset`, `plugin`) in [section] names the component;
+        // a component parameter of that name is set here and only here.
+        if (given.count(k) && k != s.selector)
           return error(path, absl::StrCat("[", s.name, ".", cname, "] '", k, "': also given ",
                                           from_grid[s.name].count(k) ? "by [grid] '" : "in [",
                                           from_grid[s.name].count(k) ? s.name + "." + k + "'"
@@ -491,9 +511,12 @@ absl::StatusOr<ExperimentConfig> resolve_cell(const Experiment& exp, size_t cell
         own_given[k] = std::move(v);
       }
     }
-    // A component may declare a framework key's name too: it gets the value.
+    // A component may declare a framework key's name too: it gets the value,
+    // except the selector's, which names the component (points' own `dataset`
+    // parameter is set in [data.points]).
     for (const auto& [k, v] : fw_given)
-      if (std::find(comp_names.begin(), comp_names.end(), k) != comp_names.end())
+      if (k != s.selector &&
+          std::find(comp_names.begin(), comp_names.end(), k) != comp_names.end())
         own_given[k] = v;
     for (const auto& [k, v] : own_given) {
       if (std::find(comp_names.begin(), comp_names.end(), k) != comp_names.end()) continue;
@@ -513,6 +536,10 @@ absl::StatusOr<ExperimentConfig> resolve_cell(const Experiment& exp, size_t cell
     auto own = registry.validate(kind, name, own_given, where);
     if (!own.ok()) return own.status();
     append_ordered(s.keys, *fw, &rs);
+    rs.component = name;
+    for (const auto& spec : comp_specs)
+      if (spec.name == s.selector && own->has(spec.name))
+        rs.component_values.emplace_back(spec.name, own->value(spec.name));
     append_ordered(comp_specs, *own, &rs);
     ComponentConfig cc{name, *own};
     if (s.name == "data") cfg.data = std::move(cc);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -116,6 +117,39 @@ absl::StatusOr<std::unique_ptr<Dataset>> make_eight_gaussians(const Params& p,
                           p.get_bool("labeled"));
 }
 
+absl::StatusOr<std::unique_ptr<Dataset>> make_mixture(const Params& p, const DatasetContext&) {
+  const int64_t D = p.get_int("dim");
+  const auto& c = p.get_float_list("centers");
+  if (c.empty() || static_cast<int64_t>(c.size()) % D != 0)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "mixture: 'centers' has ", c.size(), " values, expected a non-empty multiple of dim = ",
+        D, " (the centres' coordinates one after the other)"));
+  const int64_t K = static_cast<int64_t>(c.size()) / D;
+  std::vector<double> w = p.get_float_list("weights");
+  if (w.empty()) w.assign(static_cast<size_t>(K), 1.0);
+  if (static_cast<int64_t>(w.size()) != K)
+    return absl::InvalidArgumentError(absl::StrCat("mixture: 'weights' has ", w.size(),
+                                                   " values for ", K, " centres"));
+  double wsum = 0;
+  for (double x : w) wsum += x;
+  if (!(wsum > 0)) return absl::InvalidArgumentError("mixture: the weights must not all be 0");
+  for (double& x : w) x /= wsum;
+  torch::Tensor centers = torch::tensor(c, kF64).reshape({K, D});
+  const double std = p.get_float("std");
+  // A mode is the ball of 3 std around its centre, or half the distance to the
+  // nearest other centre when the Gaussians are closer than that.
+  double radius = 3.0 * std;
+  if (K > 1) {
+    torch::Tensor dist = torch::cdist(centers, centers)
+                             .masked_fill(torch::eye(K, torch::kBool),
+                                          std::numeric_limits<double>::infinity());
+    radius = std::min(radius, 0.5 * dist.min().item<double>());
+  }
+  if (!(radius > 0))
+    return absl::InvalidArgumentError("mixture: two centres coincide");
+  return gaussian_mixture(centers, w, std, radius, p.get_bool("labeled"));
+}
+
 absl::StatusOr<std::unique_ptr<Dataset>> make_checkerboard(const Params& p,
                                                            const DatasetContext&) {
   const int64_t cells = p.get_int("cells");
@@ -130,17 +164,20 @@ absl::StatusOr<std::unique_ptr<Dataset>> make_checkerboard(const Params& p,
   const int64_t nb = static_cast<int64_t>(ij.size() / 2);
   torch::Tensor black = torch::tensor(ij, kF64).reshape({nb, 2});
   const double width = 2 * scale / static_cast<double>(cells);
-  auto sampler = [black, nb, width, scale](int64_t n, at::Generator& rng) {
+  const double noise = p.get_float("noise");
+  auto sampler = [black, nb, width, scale, noise](int64_t n, at::Generator& rng) {
     torch::Tensor idx = at::randint(nb, {n}, rng, torch::kInt64);
     torch::Tensor u = at::rand({n, 2}, rng, kF64);
-    return DataBatch{-scale + (black.index_select(0, idx) + u) * width, torch::Tensor()};
+    torch::Tensor x = -scale + (black.index_select(0, idx) + u) * width;
+    if (noise > 0) x = x + noise * at::randn({n, 2}, rng, kF64);
+    return DataBatch{x, torch::Tensor()};
   };
   return std::make_unique<FnDataset>(2, 0, sampler);
 }
 
 absl::StatusOr<std::unique_ptr<Dataset>> make_swiss_roll(const Params& p, const DatasetContext&) {
   const double scale = p.get_float("scale"), noise = p.get_float("noise");
-  const double t0 = 1.5 * kPi, t1 = t0 + 2 * kPi * p.get_float("turns");
+  const double t0 = 2 * kPi * p.get_float("start_turns"), t1 = t0 + 2 * kPi * p.get_float("turns");
   auto sampler = [=](int64_t n, at::Generator& rng) {
     torch::Tensor t = t0 + (t1 - t0) * at::rand({n}, rng, kF64);
     torch::Tensor x = torch::stack({t * torch::cos(t), t * torch::sin(t)}, 1) * (scale / t1);
@@ -320,6 +357,21 @@ absl::Status register_toy_datasets(drift::runtime::Registry& reg) {
        labeled_param("0 = center_a, 1 = center_b")},
       make_bimodal));
   all.push_back(dataset(
+      "mixture",
+      "isotropic Gaussians of one std at given centres with given weights; modes() are the "
+      "balls of radius min(3 std, half the distance between the nearest centres)",
+      {ParamSpec::Int("dim", 2, "dimension D of the samples").at_least(1),
+       ParamSpec::FloatList("centers", {-4.0, -3.0, 4.0, -4.0, 0.0, 1.0, -4.0, 4.0, 4.5, 4.0},
+                            "the centres' coordinates one after the other (K * dim values); "
+                            "default: five modes spread over [-5, 5]^2")
+           .non_empty(),
+       ParamSpec::FloatList("weights", {0.35, 0.25, 0.2, 0.12, 0.08},
+                            "mixture weights (K values, normalized to sum to 1); []: equal")
+           .non_negative(),
+       ParamSpec::Float("std", 0.3, "standard deviation of each Gaussian (isotropic)").positive(),
+       labeled_param("mode index, in the order of the centres")},
+      make_mixture));
+  all.push_back(dataset(
       "eight_gaussians", "8 equal Gaussians evenly spaced on a circle; modes() are the Gaussians",
       {ParamSpec::Float("radius", 2.0, "radius of the circle of centres").positive(),
        ParamSpec::Float("std", 0.1, "standard deviation of each Gaussian (isotropic)").positive(),
@@ -328,12 +380,22 @@ absl::Status register_toy_datasets(drift::runtime::Registry& reg) {
   all.push_back(dataset(
       "checkerboard", "uniform on the black cells of a checkerboard centred at the origin",
       {ParamSpec::Int("cells", 4, "cells per side").at_least(2),
-       ParamSpec::Float("scale", 2.0, "half side length: the board is [-scale, scale]^2").positive()},
+       ParamSpec::Float("scale", 2.0, "half side length: the board is [-scale, scale]^2").positive(),
+       ParamSpec::Float("noise", 0.0,
+                        "std of the Gaussian noise added to each coordinate (the authors' toy "
+                        "demo: 0.05 on a board of scale 1)")
+           .non_negative()},
       make_checkerboard));
   all.push_back(dataset(
-      "swiss_roll", "2-D Swiss roll: a spiral t (cos t, sin t), t from 1.5 pi, plus Gaussian noise",
+      "swiss_roll",
+      "2-D Swiss roll: a spiral t (cos t, sin t), t uniform from 2 pi start_turns over `turns` "
+      "turns, scaled so that its outer end has radius `scale`, plus Gaussian noise",
       {ParamSpec::Float("scale", 2.0, "radius of the outer end of the spiral").positive(),
        ParamSpec::Float("turns", 1.5, "number of turns of the spiral").positive(),
+       ParamSpec::Float("start_turns", 0.75,
+                        "angle where the spiral starts, in turns (0.75: t0 = 1.5 pi; the "
+                        "authors' toy demo: 0.25 with turns = 2)")
+           .non_negative(),
        ParamSpec::Float("noise", 0.05, "std of the Gaussian noise added to each coordinate")
            .non_negative()},
       make_swiss_roll));

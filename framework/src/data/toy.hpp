@@ -9,6 +9,7 @@
 //   name             D    labels (num_classes)         modes()
 //   bimodal          any  `labeled`: mode index (2)    the two Gaussians
 //   eight_gaussians  2    `labeled`: mode index (8)    the eight Gaussians
+//   mixture          any  `labeled`: mode index (K)    the K Gaussians (3 std balls)
 //   checkerboard     2    none                         none
 //   swiss_roll       2    none                         none
 //   two_moons        2    `labeled`: moon index (2)    none
