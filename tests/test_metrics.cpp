@@ -250,8 +250,8 @@ TEST(Metrics, EvaluateLowdimNamesOrderFloorsAndModes) {
   for (const auto& [n, v] : out) names.push_back(n);
   EXPECT_EQ(names, (std::vector<std::string>{"sliced_w", "sliced_w_floor", "mmd", "mmd_floor",
                                              "mode_share_0", "mode_target_0", "mode_share_1",
-                                             "mode_target_1", "modes_covered", "energy",
-                                             "energy_floor"}));
+                                             "mode_target_1", "modes_covered", "mode_share_none",
+                                             "energy", "energy_floor"}));
   auto val = [&out](const std::string& n) {
     for (const auto& [k, v] : out)
       if (k == n) return v;
@@ -265,6 +265,9 @@ TEST(Metrics, EvaluateLowdimNamesOrderFloorsAndModes) {
   EXPECT_EQ(val("mode_share_1"), 0.0);
   EXPECT_EQ(val("mode_target_0"), 0.5);
   EXPECT_EQ(val("modes_covered"), 1.0);
+  // The rest: samples within no mode's radius.
+  EXPECT_DOUBLE_EQ(val("mode_share_none"), 1.0 - val("mode_share_0") - val("mode_share_1"));
+  EXPECT_GT(val("mode_share_none"), 0.0);
   // The values are the metric functions' (same projections for the same seed).
   SlicedOptions o;
   o.seed = 5;
@@ -278,9 +281,11 @@ TEST(Metrics, EvaluateLowdimNamesOrderFloorsAndModes) {
   // A generator matching the data: near its floor, both modes covered.
   torch::Tensor good = real(400, 4);
   auto g = evaluate_lowdim({"energy", "mode_share"}, good, ra, rb, modes, 5);
-  ASSERT_EQ(g.size(), 7u);
+  ASSERT_EQ(g.size(), 8u);
   EXPECT_LT(std::abs(g[0].second), 0.05);
-  EXPECT_EQ(g.back(), (std::pair<std::string, double>{"modes_covered", 2.0}));
+  EXPECT_EQ(g[6], (std::pair<std::string, double>{"modes_covered", 2.0}));
+  EXPECT_EQ(g[7].first, "mode_share_none");
+  EXPECT_LT(g[7].second, 0.05);
 
   // No modes: mode_share adds nothing.
   EXPECT_TRUE(evaluate_lowdim({"mode_share"}, gen, ra, rb, {}, 0).empty());

@@ -267,6 +267,9 @@ std::vector<std::pair<std::string, double>> evaluate_lowdim(
         targets.push_back(modes[k].weight);
       }
       out.emplace_back("modes_covered", static_cast<double>(modes_covered(s, targets)));
+      double in_modes = 0;
+      for (double x : s) in_modes += x;
+      out.emplace_back("mode_share_none", 1.0 - in_modes);  // within no mode's radius
     }
   }
   return out;

@@ -2,6 +2,13 @@
 // "small problems use an MLP"). noise -> [Linear -> act] x depth -> Linear.
 // Optional conditioning: a learned class embedding (when the data has classes)
 // and log(alpha) (the CFG strength), concatenated to the noise.
+//
+// Initialisation: PyTorch's default Linear init, then the output layer's
+// weights are multiplied by `init_scale` and, when `init_center` is given, its
+// bias is set to that point: the initial samples are a cloud around
+// init_center whose spread is init_scale times the default one, so an MLP can
+// start "between the modes", "far away" or "on one mode" as the paper's Fig. 3
+// particles do. Both are only the starting point; every weight is trained.
 #include <drift/sdk.hpp>
 
 #include <torch/nn/modules/embedding.h>
@@ -42,6 +49,15 @@ class MlpGenerator : public drift::Generator {
       in = width;
     }
     out_ = register_module("out", torch::nn::Linear(in, out_dim_));
+    torch::NoGradGuard no_grad;
+    const double scale = p.get_float("init_scale");
+    if (scale != 1.0) out_->weight.mul_(scale);
+    const auto& center = p.get_float_list("init_center");
+    if (!center.empty()) {
+      TORCH_CHECK(static_cast<int64_t>(center.size()) == out_dim_, "mlp: init_center has ",
+                  center.size(), " values, expected ", out_dim_, " (one per sample coordinate)");
+      out_->bias.copy_(torch::tensor(center, torch::kFloat64).to(torch::kFloat32));
+    }
   }
 
   Tensor generate(const drift::GenerateRequest& req) override {
@@ -87,9 +103,23 @@ DRIFT_PLUGIN("generator_mlp", r) {
        ParamSpec::Int("depth", 3, "number of hidden layers").in_range(1, 64),
        ParamSpec::String("activation", "silu", "hidden activation").one_of({"silu", "relu", "gelu", "tanh"}),
        ParamSpec::Int("embed_dim", 32, "class embedding size (class-conditional data only)").at_least(1),
-       ParamSpec::Bool("use_alpha", false, "condition on log(alpha), the CFG strength")},
+       ParamSpec::Bool("use_alpha", false, "condition on log(alpha), the CFG strength"),
+       ParamSpec::Float("init_scale", 1.0,
+                        "multiplies the output layer's initial weights: the spread of the "
+                        "initial samples relative to the default initialisation")
+           .non_negative(),
+       ParamSpec::FloatList("init_center", {},
+                            "initial output-layer bias: the centre of the initial samples (one "
+                            "value per sample coordinate); []: the default initialisation")},
       [](const drift::Params& p, const drift::GeneratorContext& ctx)
           -> absl::StatusOr<std::shared_ptr<drift::Generator>> {
+        const auto& center = p.get_float_list("init_center");
+        const int64_t dim = std::accumulate(ctx.sample_shape.begin(), ctx.sample_shape.end(),
+                                            int64_t{1}, std::multiplies<>());
+        if (!center.empty() && static_cast<int64_t>(center.size()) != dim)
+          return absl::InvalidArgumentError(
+              "mlp: 'init_center' has " + std::to_string(center.size()) + " values, expected " +
+              std::to_string(dim) + " (one per sample coordinate) or [] (default)");
         return std::make_shared<MlpGenerator>(p, ctx);
       });
 }
