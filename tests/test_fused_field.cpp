@@ -161,18 +161,27 @@ TEST(FusedField, MatchesPlainWithRelativeAndLargeAffinityFloors) {
                    " floor 1e-3 absolute");
 }
 
-// The demo's normalizer clamp is computed by the plain code: "fused" and
-// "auto" give exactly the plain result when min_normalizer > 0.
-TEST(FusedField, MinNormalizerFallsBackToPlain) {
-  const DriftInputs in = make_inputs(Case{"clamp", 2, 9, 8, 2, 3}, 11);
-  const ParamMap kp = {{"min_affinity", drift::ParamValue(0.0)},
-                       {"min_normalizer", drift::ParamValue(1e-12)}};
-  const DriftOutputs p = compute(in, "plain", "none", kp);
-  for (const std::string impl : {"fused", "auto"}) {
-    const DriftOutputs f = compute(in, impl, "none", kp);
-    for (const auto& [name, t] : fields(f))
-      EXPECT_TRUE(torch::equal(t, fields(p).at(name))) << impl << " " << name;
-  }
+// The demo's normalizer clamp (min_normalizer): the authors' 1e-12 and a
+// clamp that bites on most rows (1e-2), without a floor and with one.
+TEST(FusedField, MatchesPlainWithTheNormalizerClamp) {
+  compare_on_cases("none",
+                   {{"min_affinity", drift::ParamValue(0.0)},
+                    {"min_normalizer", drift::ParamValue(1e-12)}},
+                   " clamp 1e-12", 1e-20);
+  compare_on_cases("feature_drift",
+                   {{"min_affinity", drift::ParamValue(0.0)},
+                    {"min_normalizer", drift::ParamValue(1e-2)}},
+                   " clamp 1e-2", 1e-20);
+  compare_on_cases("feature_drift", {{"min_normalizer", drift::ParamValue(1e-2)}},
+                   " clamp 1e-2 floor 1e-6");
+  // The clamp changes the field on these inputs (else the above tests nothing).
+  const DriftInputs in = make_inputs(Case{"bites", 2, 10, 9, 4, 6}, 5);
+  const ParamMap none = {{"min_affinity", drift::ParamValue(0.0)}};
+  ParamMap clamp = none;
+  clamp["min_normalizer"] = drift::ParamValue(1e-2);
+  EXPECT_GT(rel_err(compute(in, "fused", "feature_drift", clamp).V,
+                    compute(in, "fused", "feature_drift", none).V),
+            1e-3);
 }
 
 // Thread count does not change the result (every cross-unit sum is serial). With

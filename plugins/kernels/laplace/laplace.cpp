@@ -22,9 +22,10 @@
 //
 // The affinity floor (drift/affinity.hpp: min_affinity, min_affinity_mode,
 // min_normalizer) is a parameter of every path; the defaults are the SPEC's
-// 1e-6. The fused and CUDA kernels take min_affinity in either mode;
-// min_normalizer > 0 (the authors' toy-demo clamp) is computed by the plain
-// code ("auto" and "fused" fall back to it; "cuda" refuses it).
+// 1e-6. The fused and CUDA kernels take min_affinity in either mode; the
+// fused kernel also takes min_normalizer > 0 (the authors' toy-demo clamp);
+// the CUDA kernel does not ("auto" computes it with the plain code on CUDA
+// tensors, "cuda" refuses it).
 #include <drift/sdk.hpp>
 
 #include "laplace_cuda.hpp"
@@ -56,24 +57,24 @@ class LaplaceKernel : public drift::DriftKernel {
 
   drift::DriftOutputs compute(const drift::DriftInputs& in,
                               const drift::Normalizer& norm) const override {
-    // The fused and CUDA kernels take the floor, not the normalizer clamp.
-    const bool fast_ok = !(floor_.min_normalizer > 0.0);
+    // The CUDA kernel takes the floor, not the normalizer clamp.
+    const bool cuda_ok = !(floor_.min_normalizer > 0.0);
     switch (impl_) {
       case Impl::kAuto:
 #ifdef DRIFT_LAPLACE_CUDA
-        if (fast_ok && drift::laplace::cuda_supports(in))
+        if (cuda_ok && drift::laplace::cuda_supports(in))
           return drift::laplace::compute_cuda(in, norm, floor_);
 #endif
-        if (fast_ok && drift::laplace::fused_supports(in))
+        if (drift::laplace::fused_supports(in))
           return drift::laplace::compute_fused(in, norm, floor_);
         return compute_plain(in, norm);
       case Impl::kFused:
-        if (fast_ok && drift::laplace::fused_supports(in))
+        if (drift::laplace::fused_supports(in))
           return drift::laplace::compute_fused(in, norm, floor_);
         return compute_plain(in, norm);
       case Impl::kCuda:
 #ifdef DRIFT_LAPLACE_CUDA
-        if (!fast_ok)
+        if (!cuda_ok)
           throw std::invalid_argument(
               "laplace: impl = \"cuda\" does not compute min_normalizer > 0; use impl = "
               "\"auto\" or \"plain\"");

@@ -21,7 +21,8 @@
 //               (one exp each), Z_r = sum_t e_r^2, Z_c = sum_i e_c^2 (both
 //               softmax denominators around their maxima, numerically stable);
 //           K   A = max(e_r e_c / sqrt(Z_r Z_c), sqrt(floor)) = sqrt(max(softmax_t *
-//               softmax_i, floor)) exactly (floor: drift/affinity.hpp, SPEC 1e-6), An = A w_neg, Ap = A w_pos,
+//               softmax_i, floor)) exactly (floor: drift/affinity.hpp, SPEC 1e-6;
+//               with min_normalizer m > 0 first A = min(A, exp(-dn/tau) / sqrt(m))), An = A w_neg, Ap = A w_pos,
 //               K = Ap rowsum(An) - An rowsum(Ap) (the padding has w = 0);
 //           G   F_tau = (K @ (Y - c) - rowsum(K) (old - c)) / s, c = old row 0
 //               of the problem (centring keeps this free of cancellation for
@@ -366,18 +367,25 @@ DRIFT_MULTIVERSION void exp_rows(const double* dn, int64_t Tp, int64_t i0, int64
 // Stage K + G for rows [i0, i1): K written over er, then
 // F[i, s] = (sum_t K[i,t] Yt[s,t] - rowsum(K)_i Yt[s,i]) * inv_s, fsq[i] = sum_s F^2.
 template <typename T>
-DRIFT_ALWAYS_INLINE void k_rows(T* er, const T* ec, int64_t Tp, int64_t i0, int64_t i1,
-                                const T* rzr, const T* rzc, const T* wn, const T* wp, T a_min,
-                                T* rk) {
+DRIFT_ALWAYS_INLINE void k_rows(T* er, const T* ec, const T* dn, int64_t Tp, int64_t i0,
+                                int64_t i1, const T* rzr, const T* rzc, const T* wn, const T* wp,
+                                T a_min, T inv_tau, T inv_sqrt_m, T* rk) {
   constexpr int W = Vec<T>::W;
   const V<T> floor = vset(a_min);  // sqrt of the floor of softmax_t * softmax_i (0: none)
+  // min_normalizer m > 0: A = k / sqrt(max(R C, m)) = min(k / sqrt(R C), k / sqrt(m)),
+  // k = exp(-dn / tau) (drift/affinity.hpp).
+  const bool clamp = inv_sqrt_m > 0;
+  const V<T> itau = vset(inv_tau), ism = vset(inv_sqrt_m);
   for (int64_t i = i0; i < i1; ++i) {
     T* k = er + i * Tp;
     const T* c = ec + i * Tp;
     const T fr = rzr[i];
     V<T> sn{}, sp{};
+    const T* drow = dn + i * Tp;
     for (int64_t t = 0; t < Tp; t += W) {
-      const V<T> a = vmax<T>(vload(k + t) * vload(c + t) * fr * vload(rzc + t), floor);
+      V<T> a = vload(k + t) * vload(c + t) * fr * vload(rzc + t);
+      if (clamp) a = vmin<T>(a, vexp(-vload(drow + t) * itau) * ism);
+      a = vmax<T>(a, floor);
       vstore(k + t, a);
       sn += a * vload(wn + t);
       sp += a * vload(wp + t);
@@ -499,12 +507,13 @@ DRIFT_ALWAYS_INLINE void gs_rows(const T* K, const T* Yc, int64_t Tn, int64_t Tp
 }
 
 template <typename T>
-DRIFT_ALWAYS_INLINE void kg_rows_impl(T* er, const T* ec, const T* Yt, const T* Yc,
+DRIFT_ALWAYS_INLINE void kg_rows_impl(T* er, const T* ec, const T* dn, const T* Yt, const T* Yc,
                                       int64_t S,
                                       int64_t Tn, int64_t Tp, int64_t i0, int64_t i1,
                                       const T* rzr, const T* rzc, const T* wn, const T* wp,
-                                      T a_min, T inv_s, T* rk, T* F, double* fsq) {
-  k_rows(er, ec, Tp, i0, i1, rzr, rzc, wn, wp, a_min, rk);
+                                      T a_min, T inv_tau, T inv_sqrt_m, T inv_s, T* rk, T* F,
+                                      double* fsq) {
+  k_rows(er, ec, dn, Tp, i0, i1, rzr, rzc, wn, wp, a_min, inv_tau, inv_sqrt_m, rk);
   int64_t i = i0;
   if (S >= Vec<T>::W) {  // coordinates along the lanes
     for (; i + kGemmRowsWide <= i1; i += kGemmRowsWide)
@@ -515,19 +524,22 @@ DRIFT_ALWAYS_INLINE void kg_rows_impl(T* er, const T* ec, const T* Yt, const T* 
     for (; i < i1; ++i) g_rows<T, 1>(er, Yt, S, Tp, i, rk, inv_s, F, fsq);
   }
 }
-DRIFT_MULTIVERSION void kg_rows(float* er, const float* ec, const float* Yt,
+DRIFT_MULTIVERSION void kg_rows(float* er, const float* ec, const float* dn, const float* Yt,
                                 const float* Yc, int64_t S, int64_t Tn, int64_t Tp, int64_t i0, int64_t i1,
                                 const float* rzr, const float* rzc, const float* wn,
-                                const float* wp, float a_min, float inv_s, float* rk, float* F,
-                                double* fsq) {
-  kg_rows_impl(er, ec, Yt, Yc, S, Tn, Tp, i0, i1, rzr, rzc, wn, wp, a_min, inv_s, rk, F, fsq);
+                                const float* wp, float a_min, float inv_tau, float inv_sqrt_m,
+                                float inv_s, float* rk, float* F, double* fsq) {
+  kg_rows_impl(er, ec, dn, Yt, Yc, S, Tn, Tp, i0, i1, rzr, rzc, wn, wp, a_min, inv_tau, inv_sqrt_m,
+               inv_s, rk, F, fsq);
 }
-DRIFT_MULTIVERSION void kg_rows(double* er, const double* ec, const double* Yt,
+DRIFT_MULTIVERSION void kg_rows(double* er, const double* ec, const double* dn, const double* Yt,
                                 const double* Yc, int64_t S, int64_t Tn, int64_t Tp, int64_t i0,
                                 int64_t i1, const double* rzr, const double* rzc,
-                                const double* wn, const double* wp, double a_min, double inv_s,
-                                double* rk, double* F, double* fsq) {
-  kg_rows_impl(er, ec, Yt, Yc, S, Tn, Tp, i0, i1, rzr, rzc, wn, wp, a_min, inv_s, rk, F, fsq);
+                                const double* wn, const double* wp, double a_min, double inv_tau,
+                                double inv_sqrt_m, double inv_s, double* rk, double* F,
+                                double* fsq) {
+  kg_rows_impl(er, ec, dn, Yt, Yc, S, Tn, Tp, i0, i1, rzr, rzc, wn, wp, a_min, inv_tau, inv_sqrt_m,
+               inv_s, rk, F, fsq);
 }
 
 // ------------------------------------------------------------------ phases 0 and 3
@@ -791,6 +803,8 @@ DriftOutputs fused_impl(const DriftInputs& in, const Normalizer& norm, const Aff
   for (int64_t k = 0; k < n; ++k) half_inv_tau[k] = static_cast<T>(0.5 / in.temperatures[k]);
   // A >= sqrt(floor of softmax_t * softmax_i); 0: no floor.
   const T a_min = static_cast<T>(std::sqrt(af.product_floor(Cg, Tn)));
+  // The normalizer clamp (0: none): A <= exp(-dn / tau) / sqrt(min_normalizer).
+  const T inv_sqrt_m = af.min_normalizer > 0 ? static_cast<T>(1.0 / std::sqrt(af.min_normalizer)) : T(0);
 
   // --- Phase 2: per problem b, with buffer set `slot`. ---
   struct Slot {
@@ -846,8 +860,8 @@ DriftOutputs fused_impl(const DriftInputs& in, const Normalizer& norm, const Aff
           finish_columns(sl);
           for (int64_t c = 0; c < chunks; ++c) {
             const auto [i0, i1] = chunk_rows(c);
-            kg_rows(sl.er, sl.ec, ytb, sl.yc, S, Tn, Tp, i0, i1, sl.rzr, sl.rzc, wn + b * Tp, wp + b * Tp,
-                    a_min, inv_s, sl.rk, F + (k * B + b) * Cg * S, fsq + k * B * Cg + b * Cg);
+            kg_rows(sl.er, sl.ec, db, ytb, sl.yc, S, Tn, Tp, i0, i1, sl.rzr, sl.rzc, wn + b * Tp,
+                    wp + b * Tp, a_min, 2 * half_inv_tau[k], inv_sqrt_m, inv_s, sl.rk, F + (k * B + b) * Cg * S, fsq + k * B * Cg + b * Cg);
           }
         }
       }
@@ -883,8 +897,9 @@ DriftOutputs fused_impl(const DriftInputs& in, const Normalizer& norm, const Aff
                              const int64_t i0 = c0 + (u % per_chunk) * kGemmRows;
                              if (i0 >= c1) continue;
                              const int64_t i1 = std::min(c1, i0 + kGemmRows);
-                             kg_rows(sl.er, sl.ec, ytb, sl.yc, S, Tn, Tp, i0, i1, sl.rzr, sl.rzc,
-                                     wn + b * Tp, wp + b * Tp, a_min, inv_s, sl.rk,
+                             kg_rows(sl.er, sl.ec, db, ytb, sl.yc, S, Tn, Tp, i0, i1, sl.rzr,
+                                     sl.rzc, wn + b * Tp, wp + b * Tp, a_min,
+                                     2 * half_inv_tau[k], inv_sqrt_m, inv_s, sl.rk,
                                      F + (k * B + b) * Cg * S, fsq + k * B * Cg + b * Cg);
                            }
                          });
@@ -951,9 +966,6 @@ bool fused_supports(const DriftInputs& in) {
 DriftOutputs compute_fused(const DriftInputs& in, const Normalizer& norm,
                            const AffinityFloor& floor) {
   torch::NoGradGuard no_grad;
-  if (!(floor.min_normalizer == 0.0))
-    throw std::invalid_argument("laplace (fused): min_normalizer > 0 is computed by the plain "
-                                "code only");
   if (in.gen.scalar_type() == torch::kFloat64) return fused_impl<double>(in, norm, floor);
   return fused_impl<float>(in, norm, floor);
 }

@@ -20,8 +20,7 @@ bool fused_supports(const DriftInputs& in);
 // The default drift field for inputs that passed canonicalize_drift_inputs() and
 // fused_supports(). Calls norm.feature() once and norm.drift_factor() once per
 // temperature, exactly like the plain implementation. The affinity floor is
-// floor.product_floor(Cg, T); floor.min_normalizer must be 0 (the plain code
-// computes that clamp; std::invalid_argument otherwise).
+// floor.product_floor(Cg, T), the normalizer clamp floor.min_normalizer.
 DriftOutputs compute_fused(const DriftInputs& in, const Normalizer& norm,
                            const AffinityFloor& floor = {});
 
