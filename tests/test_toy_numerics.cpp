@@ -155,13 +155,13 @@ width = 128
 temperatures = [0.02, 0.05, 0.2]
 min_affinity = 0.0
 [train]
-steps = 1500
+steps = 2000
 n_gen = 256
 n_pos = 512
 lr = 3e-3
 warmup = 100
 ema = 0.0
-eval_every = 1500
+eval_every = 2000
 [eval]
 n_samples = 1024
 metrics = ["energy"]
