@@ -53,9 +53,7 @@ class MlpGenerator : public drift::Generator {
     const double scale = p.get_float("init_scale");
     if (scale != 1.0) out_->weight.mul_(scale);
     const auto& center = p.get_float_list("init_center");
-    if (!center.empty()) {
-      TORCH_CHECK(static_cast<int64_t>(center.size()) == out_dim_, "mlp: init_center has ",
-                  center.size(), " values, expected ", out_dim_, " (one per sample coordinate)");
+    if (!center.empty()) {  // its length is checked by the factory
       out_->bias.copy_(torch::tensor(center, torch::kFloat64).to(torch::kFloat32));
     }
   }

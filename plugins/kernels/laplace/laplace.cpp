@@ -74,11 +74,9 @@ class LaplaceKernel : public drift::DriftKernel {
         return compute_plain(in, norm);
       case Impl::kCuda:
 #ifdef DRIFT_LAPLACE_CUDA
-        if (!cuda_ok)
-          throw std::invalid_argument(
-              "laplace: impl = \"cuda\" does not compute min_normalizer > 0; use impl = "
-              "\"auto\" or \"plain\"");
-        return drift::laplace::compute_cuda(in, norm, floor_);  // throws on unsupported inputs
+        // The factory refuses min_normalizer > 0 with "cuda"; compute_cuda throws on
+        // unsupported inputs.
+        return drift::laplace::compute_cuda(in, norm, floor_);
 #else
         throw std::invalid_argument(kNoCuda);  // the factory refuses "cuda" already
 #endif
