@@ -18,7 +18,7 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 PKGS=(build-essential cmake ninja-build pkg-config python3 python3-venv python3-pip
       libtomlplusplus-dev libabsl-dev libhdf5-dev hdf5-tools libboost-dev
       libboost-filesystem-dev libgtest-dev libgmock-dev libbenchmark-dev
-      dataset-fashion-mnist python3-h5py zlib1g-dev)
+      dataset-fashion-mnist python3-h5py zlib1g-dev libgloo-dev slurm-wlm munge)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

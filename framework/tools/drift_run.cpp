@@ -5,10 +5,16 @@
 //   drift-run --dry-run FILE     check every grid cell of FILE and list the cells
 //   drift-run [--cells L] [--jobs N] [--restart] FILE
 //                                run the experiment (sweep runner, sweep/sweep.hpp)
+//   drift-run --slurm [--dry-run] [--cells L] [--restart] [SLURM OPTIONS] FILE
+//                                submit the cells as a Slurm job array (sweep/slurm.hpp)
+//   drift-run --status FILE      each cell's state (done, failed, running, queued, ...)
+//   drift-run --merge FILE       rebuild the results file from the finished cells
 //
 // Exit status: 0 ok, 1 invalid experiment, plugin error or a failed cell, 2 usage,
 // 128+N interrupted by signal N.
+#include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "config/dry_run.hpp"
@@ -17,13 +23,18 @@
 #include "runtime/list_plugins.hpp"
 #include "runtime/registry.hpp"
 #include "runtime/threads.hpp"
+#include "sweep/slurm.hpp"
 #include "sweep/sweep.hpp"
 
 namespace {
 
 constexpr const char* kUsage =
     "usage: drift-run --list-plugins | --print-schema | --dry-run FILE\n"
-    "       drift-run [--cells 0,2-5] [--jobs N] [--restart] FILE\n";
+    "       drift-run [--cells 0,2-5] [--jobs N] [--restart] FILE\n"
+    "       drift-run --slurm [--dry-run] [--cells 0,2-5] [--restart] [--partition P] [--time T]\n"
+    "                 [--cpus-per-task N] [--gpus-per-task N] [--mem M] [--max-running N]\n"
+    "                 [--sbatch-option OPT]... FILE\n"
+    "       drift-run --status FILE | --merge FILE\n";
 
 // Default plugins, then the file's [plugins], then every cell. Prints the error.
 bool check(const std::string& file, drift::runtime::Registry& reg,
@@ -66,6 +77,62 @@ int main(int argc, char** argv) {
     if (!check(argv[2], reg, &checked)) return 1;
     std::cout << drift::config::format_dry_run(checked.exp, checked.cells);
     return 0;
+  }
+  if (arg1 == "--status" && argc == 3) return drift::sweep::print_status(argv[2]);
+  if (arg1 == "--merge" && argc == 3) return drift::sweep::merge_results(argv[2]);
+  if (arg1 == "--array-task") {
+    // Internal: one task of a Slurm job array (sweep/slurm.hpp).
+    // drift-run --array-task FILE --cell I [--threads N]
+    drift::sweep::SweepOptions opt;
+    opt.array_task = true;
+    opt.file = argc > 2 ? argv[2] : "";
+    for (int i = 3; i + 1 < argc; i += 2) {
+      std::string k = argv[i], v = argv[i + 1];
+      if (k == "--cell") opt.cells = v;
+      else if (k == "--threads") opt.threads = std::atoi(v.c_str());
+    }
+    if (opt.file.empty() || opt.cells.empty() || opt.cells.find_first_not_of("0123456789") != std::string::npos) {
+      std::cerr << "drift-run --array-task FILE --cell I [--threads N]: got a bad cell or no file\n";
+      return 2;
+    }
+    opt.jobs = 1;
+    opt.self_exe = drift::runtime::executable_dir() + "/drift-run";
+    return drift::sweep::run_sweep(opt);
+  }
+  if (arg1 == "--slurm") {
+    drift::sweep::SlurmSubmitOptions opt;
+    bool ok = true;
+    auto as_int = [&](const char* s, std::optional<int64_t>* out) {
+      char* end = nullptr;
+      long v = std::strtol(s, &end, 10);
+      if (end == s || *end != '\0' || v < 0) ok = false;
+      else *out = v;
+    };
+    for (int i = 2; i < argc && ok; ++i) {
+      std::string a = argv[i];
+      const bool has_value = i + 1 < argc;
+      if (a == "--dry-run") opt.dry_run = true;
+      else if (a == "--restart") opt.restart = true;
+      else if (a == "--cells" && has_value) opt.cells = argv[++i];
+      else if (a == "--partition" && has_value) opt.overrides.partition = argv[++i];
+      else if (a == "--time" && has_value) opt.overrides.time = argv[++i];
+      else if (a == "--mem" && has_value) opt.overrides.mem = argv[++i];
+      else if (a == "--cpus-per-task" && has_value) as_int(argv[++i], &opt.overrides.cpus_per_task);
+      else if (a == "--gpus-per-task" && has_value) as_int(argv[++i], &opt.overrides.gpus_per_task);
+      else if (a == "--max-running" && has_value) as_int(argv[++i], &opt.overrides.max_running);
+      else if (a == "--sbatch-option" && has_value) opt.overrides.sbatch_options.push_back(argv[++i]);
+      else if (!a.empty() && a[0] != '-' && opt.file.empty()) opt.file = a;
+      else {
+        std::cerr << "drift-run --slurm: unexpected argument '" << a << "'\n";
+        ok = false;
+      }
+    }
+    if (!ok || opt.file.empty()) {
+      std::cerr << kUsage;
+      return 2;
+    }
+    opt.self_exe = drift::runtime::executable_dir() + "/drift-run";
+    return drift::sweep::submit_slurm(opt);
   }
   if (arg1 == "--cell-worker") {
     // Internal: one cell in a child process of the sweep runner.

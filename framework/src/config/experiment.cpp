@@ -347,6 +347,22 @@ absl::StatusOr<Experiment> parse_experiment(const std::string& text, const std::
         (e.is_absolute() ? e : fs::path(exp.dir) / e).lexically_normal().string());
   }
 
+  // Sections that are not part of a cell's configuration ([slurm]).
+  for (const SectionSchema& s : experiment_schema()) {
+    if (s.in_cell_config) continue;
+    std::map<std::string, ParamValue> sec_given;
+    if (const auto* sec = t[s.name].as_table()) {
+      for (const auto& [k, node] : ordered(*sec)) {
+        auto v = to_param_value(*node, absl::StrCat(path, ": [", s.name, "] '", k, "'"));
+        if (!v.ok()) return v.status();
+        sec_given[k] = *std::move(v);
+      }
+    }
+    auto p = validate_params(s.keys, sec_given, absl::StrCat(path, ": [", s.name, "]"));
+    if (!p.ok()) return p.status();
+    if (s.name == "slurm") exp.slurm = *std::move(p);
+  }
+
   if (const auto* grid = t["grid"].as_table())
     if (auto st = parse_grid(path, *grid, &exp, doc.get()); !st.ok()) return st;
   exp.doc = std::move(doc);
@@ -411,6 +427,7 @@ absl::StatusOr<ExperimentConfig> resolve_cell(const Experiment& exp, size_t cell
   Params experiment;
 
   for (const SectionSchema& s : experiment_schema()) {
+    if (!s.in_cell_config) continue;  // [slurm]: read by load_experiment
     std::string where = absl::StrCat(path, ": [", s.name, "]");
     std::map<std::string, ParamValue> given;
     // Plugin sections: [<section>.<component>] sub-tables hold parameters used

@@ -48,6 +48,7 @@ struct Experiment {
   std::string dir;       // absolute directory of the file ("" for text without a file)
   std::string stem;      // file name without extension: the default experiment name
   std::vector<std::string> plugin_paths;  // [plugins] paths, made absolute
+  Params slurm;  // [slurm], every key present (not part of any cell's configuration)
   // In the order they are written in the file. Cells are the Cartesian product
   // over the grid keys (linked keys count as one), enumerated with the FIRST
   // key varying slowest and the last fastest.

@@ -172,7 +172,19 @@ std::vector<SectionSchema> build_schema() {
                  "float before the kernel) and evaluation runs in float32. CUDA only: refused "
                  "with `device = \"cpu\"`, ignored (with a note on stderr) when `device = "
                  "\"auto\"` finds no GPU. `off`: float32 throughout.")
-           .one_of({"off", "bf16"})}));
+           .one_of({"off", "bf16"}),
+       S::Int("nproc", 1,
+              "Ranks that train the cell data-parallel (c10d: Gloo on the CPU, NCCL on CUDA; "
+              "docs/distributed.md). Each rank generates and encodes an equal share of every "
+              "class's `n_gen` generated samples and `n_pos` positives (both must be divisible "
+              "by `nproc`); features are all-gathered, so the drift field and everything it "
+              "computes over the batch is the one-process field, and gradients are "
+              "all-reduced. Locally `drift-run` starts the ranks; under Slurm, `srun` does.")
+           .at_least(1),
+       S::Float("dist_timeout_s", 300.0,
+                "With `nproc` > 1: a rank that waits this long for another at a collective "
+                "fails the cell, naming the rank that did not arrive.")
+           .positive()}));
   out.push_back(plain_section(
       "eval", "Evaluation of the generator against held-out data.",
       {S::StringList("metrics", {"mmd", "energy", "sliced_w"},
@@ -208,6 +220,35 @@ std::vector<SectionSchema> build_schema() {
        S::Int("feature_samples", 64,
               "Generated and real samples whose `features` are stored (at most `n_samples`).")
            .at_least(1)}));
+  {
+    SectionSchema slurm = plain_section(
+        "slurm",
+        "How `drift-run --slurm FILE` submits the cells to a Slurm cluster: one job array, one "
+        "task per cell, plus a merge job that depends on it (README, \"Running on a cluster\"). "
+        "The command line overrides these keys (`--partition`, `--time`, `--cpus-per-task`, "
+        "`--gpus-per-task`, `--mem`, `--max-running`, `--sbatch-option`). Not part of a cell's "
+        "configuration: changing it reruns nothing.",
+        {S::String("partition", "", "Partition of the array and merge jobs; empty: the cluster's default."),
+         S::String("time", "",
+                   "Time limit of one array task (`sbatch --time`, e.g. `2:00:00`); empty: the "
+                   "partition's default."),
+         S::Int("cpus_per_task", 0,
+                "CPUs of one rank of a cell (`--cpus-per-task`); LibTorch runs that many threads. "
+                "0: `[experiment] threads`, or 1 where that is 0.")
+             .at_least(0),
+         S::Int("gpus_per_task", 0, "GPUs of one rank of a cell (`--gpus-per-task`).").at_least(0),
+         S::String("mem", "", "Memory of one array task (`--mem`, e.g. `8G`); empty: the default."),
+         S::Int("max_running", 0,
+                "At most this many array tasks at once (`--array=...%N`); 0: no limit.")
+             .at_least(0),
+         S::StringList("sbatch_options", {},
+                       "Further `sbatch` options for the array job, one per entry (e.g. "
+                       "`--account=lab`, `--qos=long`)."),
+         S::String("merge_time", "10:00", "Time limit of the merge job.")},
+        /*grid_allowed=*/false);
+    slurm.in_cell_config = false;
+    out.push_back(std::move(slurm));
+  }
   return out;
 }
 

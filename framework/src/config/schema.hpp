@@ -24,10 +24,14 @@ struct SectionSchema {
   std::vector<ParamSpec> keys;
   // Whether [grid] may override keys of this section.
   bool grid_allowed = true;
+  // Whether the section is part of a cell's configuration (its resolved TOML,
+  // which a finished cell file must match). [slurm] is not: it says where the
+  // cells run, not what they compute, so changing it reruns nothing.
+  bool in_cell_config = true;
 };
 
 // Every section except [grid], in the canonical order of the file:
-// experiment, plugins, data, generator, encoder, kernel, normalizer, train, eval.
+// experiment, plugins, data, generator, encoder, kernel, normalizer, train, eval, slurm.
 const std::vector<SectionSchema>& experiment_schema();
 
 // nullptr when `name` is not a section ([grid] is not in the schema).

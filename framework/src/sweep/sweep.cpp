@@ -7,7 +7,9 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,9 +33,13 @@
 #include "config/experiment.hpp"
 #include "runtime/registry.hpp"
 #include "runtime/threads.hpp"
+#include "sweep/cell_lock.hpp"
 #include "sweep/merge.hpp"
+#include "dist/comm.hpp"
 #include "train/cell_file.hpp"
 #include "train/trainer.hpp"
+
+extern char** environ;  // the environment a cell's ranks inherit
 
 namespace drift::sweep {
 using Clock = std::chrono::steady_clock;
@@ -94,7 +100,10 @@ std::string fmt_duration(double s) {
 
 struct Running {
   size_t cell;
-  pid_t pid;
+  pid_t pid;  // rank 0 (or srun, which starts every rank)
+  std::vector<pid_t> other_ranks;  // ranks 1.. started by this sweep ([train] nproc > 1)
+  int lock_fd = -1;                // the cell's lock (cell_lock.hpp)
+  std::string rank_failure;        // a rank other than 0 died: why (fails the cell)
   int out_fd;
   std::string buffer;
   std::string stderr_path, tmp_out;
@@ -130,19 +139,6 @@ std::string signal_name(int sig) {
   return absl::StrCat("signal ", sig);
 }
 
-// mkdir -p (POSIX: libtorch.so exports its own std::filesystem copies, see
-// tests/scratch_dir.hpp).
-bool make_dirs(const std::string& path) {
-  std::string cur;
-  for (absl::string_view part : absl::StrSplit(path, '/')) {
-    absl::StrAppend(&cur, part, "/");
-    if (part.empty() || part == ".") continue;
-    if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) return false;
-  }
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 std::string dir_of(const std::string& path) {
   auto slash = path.rfind('/');
   if (slash == std::string::npos) return ".";
@@ -170,6 +166,29 @@ void remove_stale_temporaries(const std::string& dir, const std::string& prefix)
   ::closedir(d);
 }
 
+// A TCP port that is free now on this host, for a cell's c10d store.
+int free_tcp_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+std::string this_host() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "127.0.0.1";
+  return buf;
+}
+
 }  // namespace
 
 int run_cell_worker(const std::string& file, size_t cell, const std::string& out_path, int threads) {
@@ -185,6 +204,54 @@ int run_cell_worker(const std::string& file, size_t cell, const std::string& out
   }
   const auto& cfg = loaded->cells[cell];
   runtime::init_threads(threads > 0 ? threads : static_cast<int>(cfg.threads));
+  // One rank of a data-parallel cell ([train] nproc > 1): rank 0 reports
+  // progress and writes the cell file; the others only train.
+  std::unique_ptr<dist::Comm> comm;
+  int rank = 0;
+  const int64_t nproc = cfg.train.get_int("nproc");
+  {
+    auto info = dist::rank_info_from_env();
+    if (!info.ok()) {
+      std::cerr << "drift-run: cell " << cell << ": " << info.status().message() << "\n";
+      return 1;
+    }
+    if (nproc > 1 && (!info->has_value() || (*info)->world != nproc)) {
+      std::cerr << "drift-run: cell " << cell << ": [train] nproc = " << nproc << " but this worker "
+                << (info->has_value() ? absl::StrCat("is in a world of ", (*info)->world) : "has no ranks")
+                << " (drift-run FILE starts the ranks)\n";
+      return 1;
+    }
+    if (nproc > 1) {
+      rank = (*info)->rank;
+      const bool cuda = cfg.device == "cuda" || (cfg.device == "auto" && torch::hasCUDA());
+      auto c = dist::connect(**info, cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU),
+                             cfg.train.get_float("dist_timeout_s"));
+      if (!c.ok()) {
+        std::cerr << "drift-run: cell " << cell << ": " << c.status().message() << "\n";
+        if (rank != 0) return 1;
+        train::CellOutcome o;
+        o.status = "failed";
+        o.error = std::string(c.status().message());
+        auto st = train::write_cell_file(out_path, cfg, o, nullptr, o.error + "\n");
+        return st.ok() ? 0 : 1;
+      }
+      comm = *std::move(c);
+    }
+  }
+  if (rank != 0) {
+    train::CellRecorder ignored;
+    try {
+      auto o = train::train_cell(cfg, reg, ignored, {}, comm.get());
+      if (o.status == "failed") {
+        std::cerr << "drift-run: cell " << cell << " rank " << rank << ": " << o.error << "\n";
+        return 1;
+      }
+    } catch (const std::exception& e) {
+      std::cerr << "drift-run: cell " << cell << " rank " << rank << ": " << e.what() << "\n";
+      return 1;
+    }
+    return 0;
+  }
   train::CellRecorder rec;
   auto last = Clock::now() - std::chrono::seconds(1);
   auto t0 = Clock::now();
@@ -201,7 +268,7 @@ int run_cell_worker(const std::string& file, size_t cell, const std::string& out
   train::CellOutcome outcome;
   std::string stderr_tail;  // what this worker itself reports on stderr
   try {
-    outcome = train::train_cell(cfg, reg, rec, progress);
+    outcome = train::train_cell(cfg, reg, rec, progress, comm.get());
   } catch (const std::exception& e) {
     outcome.status = "failed";
     std::string what = e.what();
@@ -220,6 +287,29 @@ int run_cell_worker(const std::string& file, size_t cell, const std::string& out
     std::cerr << "drift-run: " << st.message() << "\n";
     return 1;
   }
+  return 0;
+}
+
+int merge_results(const std::string& file) {
+  runtime::Registry reg;
+  auto loaded = load_all(file, reg);
+  if (!loaded.ok()) {
+    std::cerr << loaded.status().message() << "\n";
+    return 1;
+  }
+  const std::string output = loaded->cells.front().output;
+  const std::string cells_dir = cells_dir_for(output);
+  // Written atomically (a temporary renamed over it), like every merge of a
+  // local sweep: concurrent merges leave one complete file.
+  auto st = write_experiment_file(output, loaded->exp, loaded->cells, cells_dir);
+  if (!st.ok()) {
+    std::cerr << "drift-run: " << st.message() << "\n";
+    return 1;
+  }
+  int n = 0;
+  for (const auto& c : loaded->cells)
+    if (!finished_status(cell_file_path(cells_dir, c.cell), c).empty()) ++n;
+  std::cout << "drift-run: merged " << n << " of " << loaded->cells.size() << " cells -> " << output << "\n";
   return 0;
 }
 
@@ -253,19 +343,24 @@ int run_sweep(const SweepOptions& opt) {
   // One sweep per experiment file at a time: a second one would run the same
   // cells again and race on their files. The kernel drops the lock when this
   // process dies, however it dies (O_CLOEXEC: the cells do not inherit it).
-  const std::string lock_path = cells_dir + "/.lock";
-  const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    std::cerr << "drift-run: " << output << " is being written by another drift-run of this experiment"
-              << " (lock " << lock_path << " is held)\n";
-    return 1;
+  // A Slurm array task runs one cell beside other tasks of the same array:
+  // it holds that cell's lock only (below) and leaves the merge to the merge job.
+  if (!opt.array_task) {
+    const std::string lock_path = cells_dir + "/.lock";
+    const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      std::cerr << "drift-run: " << output << " is being written by another drift-run of this experiment"
+                << " (lock " << lock_path << " is held)\n";
+      return 1;
+    }
+    // Leftovers of a run that was killed mid-write (kill -9, power loss);
+    // temporaries of cells that another process runs now (a Slurm task) are
+    // removed when their cell starts again, below.
+    remove_stale_temporaries(dir_of(output), base_of(output) + ".tmp-");
   }
-  // Leftovers of a run that was killed mid-write (kill -9, power loss).
-  remove_stale_temporaries(cells_dir, "");
-  remove_stale_temporaries(dir_of(output), base_of(output) + ".tmp-");
 
   std::deque<size_t> pending;
-  int n_done = 0, n_failed = 0, n_diverged = 0, n_skipped = 0, n_skipped_diverged = 0;
+  int n_done = 0, n_failed = 0, n_diverged = 0, n_skipped = 0, n_skipped_diverged = 0, n_busy = 0;
   for (size_t i : selected) {
     std::string path = cell_file_path(cells_dir, i);
     std::string status = finished_status(path, cells[i]);
@@ -284,7 +379,17 @@ int run_sweep(const SweepOptions& opt) {
   int jobs = opt.jobs > 0 ? opt.jobs
                           : std::max(1, cfg_threads > 0 ? cores / static_cast<int>(cfg_threads) : cores);
   jobs = std::max(1, std::min<int>(jobs, std::max<size_t>(pending.size(), 1)));
-  const int threads_per_cell = cfg_threads > 0 ? static_cast<int>(cfg_threads) : std::max(1, cores / jobs);
+  int threads_per_cell = cfg_threads > 0 ? static_cast<int>(cfg_threads) : std::max(1, cores / jobs);
+  // Data-parallel cells ([train] nproc > 1): each rank gets the threads, so
+  // fewer cells run at once.
+  int64_t max_nproc = 1;
+  for (size_t c : selected) max_nproc = std::max(max_nproc, cells[c].train.get_int("nproc"));
+  if (max_nproc > 1 && opt.jobs <= 0) {
+    jobs = std::max(1, cores / static_cast<int>(max_nproc * threads_per_cell));
+    if (cfg_threads <= 0) threads_per_cell = std::max(1, cores / static_cast<int>(max_nproc));
+    jobs = std::max(1, std::min<int>(jobs, std::max<size_t>(pending.size(), 1)));
+  }
+  if (opt.threads > 0) threads_per_cell = opt.threads;
   const bool tty = isatty(STDOUT_FILENO);
   std::cout << "drift-run: " << exp.path << ": " << cells.size() << " cells, " << selected.size()
             << " selected, " << n_skipped << " already finished, " << pending.size() << " to run ("
@@ -310,7 +415,7 @@ int run_sweep(const SweepOptions& opt) {
     }
   };
   // Cells that finished after the last rebuild of a killed run are merged now.
-  if (n_skipped > 0) merge();
+  if (n_skipped > 0 && !opt.array_task) merge();
 
   // Without a terminal (a log file, a batch job) the progress goes out as plain
   // lines, one per running cell every kPlainProgressEvery.
@@ -356,65 +461,141 @@ int run_sweep(const SweepOptions& opt) {
   };
 
   const pid_t parent_pid = ::getpid();
-  auto start_cell = [&](size_t cell) {
+  // Starts one process: argv[0] is searched in PATH when `search_path`;
+  // `env` entries are added to this process's environment; stdout goes to
+  // `out_fd` (or /dev/null when -1), stderr to `stderr_path`.
+  auto spawn = [&](const std::vector<std::string>& args, const std::vector<std::string>& env,
+                   int out_fd, const std::string& stderr_path, bool search_path) -> pid_t {
+    // Everything the child needs is prepared before fork(): between fork and
+    // exec only async-signal-safe calls (LibTorch may have started threads).
+    std::vector<const char*> argv;
+    for (const auto& a : args) argv.push_back(a.c_str());
+    argv.push_back(nullptr);
+    std::vector<const char*> envp;
+    for (char** e = environ; *e; ++e) envp.push_back(*e);
+    for (const auto& e : env) envp.push_back(e.c_str());
+    envp.push_back(nullptr);
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    // Its own process group: a Ctrl-C on the terminal reaches the sweep
+    // only, which then stops the cells (SIGTERM) and keeps what finished.
+    setpgid(0, 0);
+    // Dies with the sweep, even after kill -9 of the sweep, so that no
+    // orphan keeps computing a cell that the next run starts again.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent_pid) _exit(128 + SIGTERM);  // the sweep died before prctl
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    int outfd = out_fd >= 0 ? out_fd : open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (outfd >= 0) dup2(outfd, STDOUT_FILENO);
+    int errfd = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (errfd >= 0) dup2(errfd, STDERR_FILENO);
+    if (search_path) execvpe(argv[0], const_cast<char* const*>(argv.data()),
+                             const_cast<char* const*>(envp.data()));
+    else execve(argv[0], const_cast<char* const*>(argv.data()), const_cast<char* const*>(envp.data()));
+    const char msg[] = "drift-run: cannot execute the cell worker\n";
+    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+    _exit(127);
+  };
+  auto rank_stderr_path = [&](size_t cell, int64_t rank) {
+    return absl::StrCat(cell_file_path(cells_dir, cell), ".rank", rank, ".stderr");
+  };
+  // 1: started; 0: another process runs this cell (its lock is held); -1: error.
+  auto start_cell = [&](size_t cell) -> int {
     Running r;
     r.cell = cell;
+    r.lock_fd = try_lock_cell(cells_dir, cell);
+    if (r.lock_fd < 0) return 0;
     r.stderr_path = cell_file_path(cells_dir, cell) + ".stderr";
     r.tmp_out = cell_file_path(cells_dir, cell);
     r.start = Clock::now();
     // An unfinished, failed or outdated file of this cell: whatever file is
-    // there when the child exits is then the child's own.
+    // there when the child exits is then the child's own. With the cell's
+    // lock held, temporaries of this cell are leftovers of a killed run.
     ::unlink(r.tmp_out.c_str());
-    // Everything the child needs is prepared before fork(): between fork and
-    // exec only async-signal-safe calls (LibTorch may have started threads).
-    const std::string cell_s = std::to_string(cell), thr = std::to_string(threads_per_cell);
-    std::vector<const char*> argv = {opt.self_exe.c_str(), "--cell-worker", opt.file.c_str(), "--cell",
-                                     cell_s.c_str(), "--cell-out", r.tmp_out.c_str(), "--threads",
-                                     thr.c_str(), nullptr};
+    remove_stale_temporaries(cells_dir, base_of(r.tmp_out) + ".tmp-");
+    const int64_t nproc = cells[cell].train.get_int("nproc");
+    const std::vector<std::string> worker = {opt.self_exe, "--cell-worker", opt.file, "--cell",
+                                             std::to_string(cell), "--cell-out", r.tmp_out,
+                                             "--threads", std::to_string(threads_per_cell)};
     int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) != 0) return false;
-    pid_t pid = fork();
+    if (pipe2(pipefd, O_CLOEXEC) != 0) {
+      ::close(r.lock_fd);
+      return -1;
+    }
+    const bool under_srun = nproc > 1 && opt.array_task && std::getenv("SLURM_JOB_ID") != nullptr;
+    pid_t pid;
+    if (nproc == 1) {
+      pid = spawn(worker, {}, pipefd[1], r.stderr_path, false);
+    } else if (under_srun) {
+      // In a Slurm allocation: srun starts the ranks (SLURM_PROCID), on
+      // whichever nodes the allocation has; rank 0's store listens here.
+      std::vector<std::string> args = {"srun", absl::StrCat("--ntasks=", nproc), "--kill-on-bad-exit=1"};
+      args.insert(args.end(), worker.begin(), worker.end());
+      pid = spawn(args,
+                  {"DRIFT_LAUNCHER=srun", "DRIFT_MASTER_ADDR=" + this_host(),
+                   absl::StrCat("DRIFT_MASTER_PORT=", free_tcp_port())},
+                  pipefd[1], r.stderr_path, true);
+    } else {
+      // Ranks on this machine, rendezvous at a c10d store on loopback.
+      const std::string port = absl::StrCat("DRIFT_MASTER_PORT=", free_tcp_port());
+      auto env = [&](int64_t rank) {
+        return std::vector<std::string>{absl::StrCat("DRIFT_RANK=", rank),
+                                        absl::StrCat("DRIFT_WORLD_SIZE=", nproc),
+                                        "DRIFT_MASTER_ADDR=127.0.0.1", port};
+      };
+      pid = spawn(worker, env(0), pipefd[1], r.stderr_path, false);
+      for (int64_t k = 1; k < nproc && pid > 0; ++k) {
+        pid_t p = spawn(worker, env(k), -1, rank_stderr_path(cell, k), false);
+        if (p > 0) r.other_ranks.push_back(p);
+      }
+    }
     if (pid < 0) {
       close(pipefd[0]);
       close(pipefd[1]);
-      return false;
-    }
-    if (pid == 0) {
-      // Its own process group: a Ctrl-C on the terminal reaches the sweep
-      // only, which then stops the cells (SIGTERM) and keeps what finished.
-      setpgid(0, 0);
-      // Dies with the sweep, even after kill -9 of the sweep, so that no
-      // orphan keeps computing a cell that the next run starts again.
-      prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (getppid() != parent_pid) _exit(128 + SIGTERM);  // the sweep died before prctl
-      signal(SIGINT, SIG_DFL);
-      signal(SIGTERM, SIG_DFL);
-      signal(SIGHUP, SIG_DFL);
-      signal(SIGPIPE, SIG_DFL);
-      dup2(pipefd[1], STDOUT_FILENO);
-      int errfd = open(r.stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (errfd >= 0) dup2(errfd, STDERR_FILENO);
-      execv(argv[0], const_cast<char* const*>(argv.data()));
-      const char msg[] = "drift-run: cannot execute the cell worker\n";
-      ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
-      (void)ignored;
-      _exit(127);
+      ::close(r.lock_fd);
+      return -1;
     }
     close(pipefd[1]);
     fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
     r.pid = pid;
     r.out_fd = pipefd[0];
     running.emplace(pid, std::move(r));
-    return true;
+    return 1;
   };
 
+  // Ends the ranks of a cell that are still running (rank 0 has exited).
+  auto stop_other_ranks = [&](Running& r) {
+    for (pid_t p : r.other_ranks) kill(p, SIGKILL);
+    for (pid_t p : r.other_ranks) {
+      int ws;
+      waitpid(p, &ws, 0);
+    }
+    r.other_ranks.clear();
+  };
   auto finish_cell = [&](Running& r, int wstatus) {
+    stop_other_ranks(r);
     const auto& cfg = cells[r.cell];
     std::string cell_path = cell_file_path(cells_dir, r.cell);
     // The file was removed before the child started: if there is one for this
     // configuration, the child wrote it (atomically), whatever happened after.
     std::string status = finished_status(cell_path, cfg);
     double wall = std::chrono::duration<double>(Clock::now() - r.start).count();
+    if (!r.rank_failure.empty() && status != "done") {
+      // Another rank died first; rank 0 was stopped for it (or failed at a
+      // collective because of it): the dead rank is the cause.
+      train::CellOutcome o;
+      o.status = "failed";
+      o.error = r.rank_failure;
+      o.steps_done = r.step;
+      o.wall_time_s = wall;
+      auto st = train::write_cell_file(cell_path, cfg, o, nullptr, tail_of_file(r.stderr_path, 20));
+      if (!st.ok()) std::cerr << "drift-run: " << st.message() << "\n";
+      status = "failed";
+    }
     if (status.empty()) {
       // The worker died before writing its file (crash, abort, OOM kill, ...).
       train::CellOutcome o;
@@ -446,6 +627,8 @@ int run_sweep(const SweepOptions& opt) {
     if (status == "done") {
       ++n_done;
       ::unlink(r.stderr_path.c_str());
+      for (int64_t k = 1; k < cfg.train.get_int("nproc"); ++k)
+        ::unlink(rank_stderr_path(r.cell, k).c_str());
     } else if (status == "diverged") {
       ++n_diverged;
     } else {
@@ -462,7 +645,8 @@ int run_sweep(const SweepOptions& opt) {
       }
     }
     print_line(line);
-    merge();
+    ::close(r.lock_fd);
+    if (!opt.array_task) merge();
   };
 
   auto drain = [](Running& r) {
@@ -471,9 +655,44 @@ int run_sweep(const SweepOptions& opt) {
     while ((n = read(r.out_fd, buf, sizeof buf)) > 0) r.buffer.append(buf, n);
     parse_progress(r);
   };
+  // A rank other than 0 exited: fine when it succeeded; otherwise the cell
+  // fails now, naming it (rank 0 and the others are stopped, not left to
+  // wait for it until their collective times out).
+  auto reap_other_rank = [&](pid_t pid, int wstatus) {
+    for (auto& [p0, r] : running) {
+      auto it = std::find(r.other_ranks.begin(), r.other_ranks.end(), pid);
+      if (it == r.other_ranks.end()) continue;
+      const int64_t rank = 1 + (it - r.other_ranks.begin());
+      *it = -1;  // reaped: not signalled again
+      r.other_ranks.erase(std::remove(r.other_ranks.begin(), r.other_ranks.end(), -1), r.other_ranks.end());
+      // Keep indices stable for the message: rank numbers come from the spawn order.
+      const bool ok = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
+      if (ok || !r.rank_failure.empty()) return;
+      const int64_t nproc = cells[r.cell].train.get_int("nproc");
+      if (WIFSIGNALED(wstatus)) {
+        const int sig = WTERMSIG(wstatus);
+        r.rank_failure = absl::StrCat("rank ", rank, " of ", nproc, " killed by signal ", sig, " (",
+                                      signal_name(sig), ": ", strsignal(sig), ") after step ", r.step);
+      } else {
+        r.rank_failure = absl::StrCat("rank ", rank, " of ", nproc, " exited with status ",
+                                      WEXITSTATUS(wstatus), " after step ", r.step);
+      }
+      std::string last_line;
+      for (absl::string_view l : absl::StrSplit(tail_of_file(rank_stderr_path(r.cell, rank), 20), '\n',
+                                                absl::SkipWhitespace()))
+        last_line = std::string(l);
+      if (!last_line.empty()) absl::StrAppend(&r.rank_failure, ": ", last_line);
+      kill(r.pid, SIGKILL);
+      for (pid_t q : r.other_ranks) kill(q, SIGKILL);
+      return;
+    }
+  };
   auto reap = [&](pid_t pid, int wstatus) {
     auto it = running.find(pid);
-    if (it == running.end()) return;
+    if (it == running.end()) {
+      reap_other_rank(pid, wstatus);
+      return;
+    }
     drain(it->second);
     close(it->second.out_fd);
     Running r = std::move(it->second);
@@ -486,9 +705,14 @@ int run_sweep(const SweepOptions& opt) {
     while (!pending.empty() && static_cast<int>(running.size()) < jobs) {
       size_t c = pending.front();
       pending.pop_front();
-      if (!start_cell(c)) {
+      const int started = start_cell(c);
+      if (started < 0) {
         std::cerr << "drift-run: cannot start a process for cell " << c << ": " << std::strerror(errno) << "\n";
         ++n_failed;
+      } else if (started == 0) {
+        ++n_busy;
+        print_line(absl::StrCat("cell ", c, " skipped: another drift-run runs it (", cell_lock_path(cells_dir, c),
+                                " is locked)"));
       }
     }
     std::vector<pollfd> fds;
@@ -505,7 +729,10 @@ int run_sweep(const SweepOptions& opt) {
     int sig = g_stop_signal;
     // Stop the running cells (SIGKILL after 5 s for one that does not stop);
     // a cell that finishes meanwhile is kept.
-    for (auto& [pid, r] : running) kill(pid, SIGTERM);
+    for (auto& [pid, r] : running) {
+      kill(pid, SIGTERM);
+      for (pid_t p : r.other_ranks) kill(p, SIGTERM);
+    }
     auto deadline = Clock::now() + std::chrono::seconds(5);
     while (!running.empty()) {
       int wstatus;
@@ -522,28 +749,34 @@ int run_sweep(const SweepOptions& opt) {
           finish_cell(done, wstatus);
           continue;
         }
+        stop_other_ranks(r);
         ::unlink(r.stderr_path.c_str());
         ::unlink(absl::StrCat(cell_path, ".tmp-", pid).c_str());  // the child's half-written file, if any
+        ::close(r.lock_fd);
         running.erase(it);
         continue;
       }
       if (Clock::now() > deadline) {
-        for (auto& [p, r] : running) kill(p, SIGKILL);
+        for (auto& [p, r] : running) {
+          kill(p, SIGKILL);
+          for (pid_t q : r.other_ranks) kill(q, SIGKILL);
+        }
         deadline = Clock::now() + std::chrono::hours(1);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    remove_stale_temporaries(cells_dir, "");
-    merge();
+    if (!opt.array_task) merge();
     print_line(absl::StrCat("drift-run: interrupted by signal ", sig, " (", signal_name(sig), "); ", n_done,
                             " cells finished in this run, all finished cells are kept in ", output,
                             "; run the same command to continue"));
     return 128 + sig;
   }
-  merge();
+  if (!opt.array_task) merge();
   if (tty) redraw();
-  print_line(absl::StrFormat("drift-run: %d done, %d failed, %d diverged, %d skipped (already finished) -> %s",
-                             n_done, n_failed, n_diverged, n_skipped, output));
+  std::string summary = absl::StrFormat("drift-run: %d done, %d failed, %d diverged, %d skipped (already finished)",
+                                        n_done, n_failed, n_diverged, n_skipped);
+  if (n_busy > 0) absl::StrAppend(&summary, ", ", n_busy, " run by another drift-run");
+  print_line(absl::StrCat(summary, " -> ", opt.array_task ? cell_file_path(cells_dir, selected.front()) : output));
   // 0 only when every selected cell is done (a skipped diverged cell is not).
   return (n_failed > 0 || n_diverged > 0 || n_skipped_diverged > 0 || merge_failed) ? 1 : 0;
 }

@@ -15,6 +15,11 @@ struct SweepOptions {
   int jobs = 0;            // 0: what fits the cores
   bool restart = false;    // redo finished cells too
   std::string self_exe;    // path of drift-run (children run `drift-run --cell-worker`)
+  // A Slurm array task (`drift-run --array-task FILE --cell I`): runs its cell
+  // beside the other tasks of the array, holding only that cell's lock; the
+  // experiment's results file is left to the merge job (`drift-run --merge`).
+  bool array_task = false;
+  int threads = 0;  // > 0: each cell's LibTorch threads (an array task: its CPUs)
 };
 
 // Runs the sweep; returns the process exit status (0: every selected cell is
@@ -24,6 +29,10 @@ int run_sweep(const SweepOptions& opt);
 // `drift-run --cell-worker FILE --cell I --cell-out PATH [--threads N]`: trains
 // one cell and writes its cell file. Progress lines go to stdout.
 int run_cell_worker(const std::string& file, size_t cell, const std::string& out_path, int threads);
+
+// `drift-run --merge FILE`: rebuilds the experiment's results file from its
+// finished cell files (what the merge job of a Slurm submission runs).
+int merge_results(const std::string& file);
 
 // Parses "3", "0,2-5" against n cells; errors name the bad part.
 absl::StatusOr<std::vector<size_t>> parse_cell_list(const std::string& spec, size_t n);

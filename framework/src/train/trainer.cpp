@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "dist/comm.hpp"
 #include "drift/field.hpp"
 #include "metrics/evaluator.hpp"
 #include "metrics/images.hpp"
@@ -127,6 +128,34 @@ std::string runaway_check(const torch::Tensor& x, const torch::Tensor& pos, doub
       dist, factor, spread);
 }
 
+// Data parallelism: every feature of one rank's share [G, L, n, D] (n samples
+// per group) all-gathered along the sample axis, in one collective: rank r's
+// samples land at [r*n, (r+1)*n) of each group, which is where they sit in
+// the one-process batch. Detached (the drift field is computed without
+// gradient).
+std::vector<Feature> gather_features(const std::vector<Feature>& local, dist::Comm& comm, int64_t step,
+                                     const std::string& what) {
+  if (comm.world() == 1) return local;
+  std::vector<torch::Tensor> flat;
+  std::vector<int64_t> widths;
+  for (const auto& f : local) {
+    const auto& v = f.value;  // [G, L, n, D]
+    auto t = v.detach().permute({2, 0, 1, 3}).reshape({v.size(2), -1});  // [n, G*L*D]
+    widths.push_back(t.size(1));
+    flat.push_back(t.to(torch::kFloat32));
+  }
+  const torch::Tensor all = comm.all_gather(torch::cat(flat, 1), 0, step, what);  // [W*n, total]
+  std::vector<Feature> out;
+  int64_t col = 0;
+  for (size_t j = 0; j < local.size(); ++j) {
+    const auto& v = local[j].value;
+    auto t = all.narrow(1, col, widths[j]).reshape({all.size(0), v.size(0), v.size(1), v.size(3)});
+    out.push_back({local[j].name, t.permute({1, 2, 0, 3}).contiguous().to(v.scalar_type())});
+    col += widths[j];
+  }
+  return out;
+}
+
 }  // namespace
 
 uint64_t eval_noise_seed(int64_t seed) { return stream_seed(seed, kEval) + 1; }
@@ -149,7 +178,12 @@ std::vector<double> scheduled_temperatures(const config::ExperimentConfig& cfg, 
 }
 
 CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Registry& reg,
-                       CellSink& sink, const ProgressFn& progress) {
+                       CellSink& sink, const ProgressFn& progress, dist::Comm* comm_in) {
+  std::unique_ptr<dist::Comm> own_comm;
+  if (!comm_in) own_comm = dist::single_process();
+  dist::Comm& comm = comm_in ? *comm_in : *own_comm;
+  const int world = comm.world(), rank = comm.rank();
+  const bool rank0 = rank == 0;
   const auto t_start = Clock::now();
   const double cpu_start = process_cpu_seconds();
   CellOutcome outcome;
@@ -166,6 +200,15 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   const auto& tr = cfg.train;
   const auto& ev = cfg.eval;
   const int64_t seed = cfg.seed;
+  if (tr.get_int("nproc") != world)
+    return fail(absl::InvalidArgumentError(absl::StrCat(
+        cfg.file, ": [train] nproc = ", tr.get_int("nproc"), " but this cell runs on ", world,
+        world == 1 ? " process" : " ranks")));
+  for (const char* key : {"n_gen", "n_pos"})
+    if (tr.get_int(key) % world != 0)
+      return fail(absl::InvalidArgumentError(absl::StrCat(
+          cfg.file, ": [train] ", key, " = ", tr.get_int(key), " is not divisible by nproc = ", world,
+          " (each rank takes an equal share of every class's samples)")));
 
   torch::Device device(torch::kCPU);
   if (cfg.device == "cuda" || cfg.device == "auto") {
@@ -272,7 +315,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   DataBatch real_a = dataset.sample(n_eval, eval_rng);
   DataBatch real_b = dataset.sample(n_eval, eval_rng);
   const bool lowdim = shape.size() == 1;
-  sink.on_real_samples(real_a.x);
+  if (rank0) sink.on_real_samples(real_a.x);
   // Metrics that do not apply to the samples are skipped: low-dimensional ones
   // for [D] samples, image ones (metrics/images.hpp) for [1, 32, 32] samples,
   // under the fixed evaluator against the Fashion-MNIST test split, with
@@ -282,7 +325,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     (metrics::is_image_metric(m) ? image_names : lowdim_names).push_back(m);
   std::optional<metrics::Evaluator> evaluator;
   std::optional<metrics::ImageMetrics> image_metrics;
-  if (shape == std::vector<int64_t>{1, 32, 32} && !image_names.empty()) {
+  if (rank0 && shape == std::vector<int64_t>{1, 32, 32} && !image_names.empty()) {
     auto ev_or = metrics::Evaluator::load();
     if (!ev_or.ok()) return fail(ev_or.status());
     evaluator.emplace(std::move(*ev_or));
@@ -349,7 +392,27 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   auto record_samples = [&](int64_t step, const torch::Tensor& x) {
     sink.on_samples(step, x, conditional ? real_a.labels : torch::Tensor());
   };
-  if (sample_every > 0) record_samples(0, generate_eval());
+  if (sample_every > 0 && rank0) record_samples(0, generate_eval());
+
+  // Data parallelism: this rank's rows of the [G * n_gen] generated batch
+  // (rank r: samples [r*nl, (r+1)*nl) of every group), its share of the
+  // positives, and of the negatives when they divide evenly.
+  const int64_t G_all = conditional ? n_classes : 1;
+  const int64_t nl = n_gen / world, pl = n_pos / world;
+  const bool split_neg = n_unc > 0 && n_unc % world == 0;
+  torch::Tensor my_rows;
+  if (world > 1)
+    my_rows = (torch::arange(G_all, torch::kLong).unsqueeze(1) * n_gen + rank * nl +
+               torch::arange(nl, torch::kLong).unsqueeze(0))
+                  .flatten();
+  // The CPU seconds of every rank, once the ranks are done.
+  auto total_cpu = [&](int64_t step) {
+    stamp_times();
+    if (world == 1) return;
+    auto t = torch::tensor({outcome.cpu_time_s}, torch::kFloat64);
+    comm.all_reduce_sum(t, step, "cpu-time all-reduce");
+    outcome.cpu_time_s = t.item<double>();
+  };
 
   // --- the loop -----------------------------------------------------------------
   for (int64_t step = 1; step <= steps; ++step) {
@@ -403,18 +466,37 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       req.labels = labels.to(device);
       req.alpha = alpha_gen.to(device);
     }
+    if (world > 1) req.rows = my_rows;
     std::vector<Feature> gen_feats, pos_feats, neg_feats;
     {
       const CudaAutocast autocast(autocast_bf16);
       auto x = generator->generate(req);
-      if (runaway_factor > 0) runaway = runaway_check(x, pos, runaway_factor);
-      std::vector<int64_t> gshape{G, n_gen};
+      // A generator that ignores req.rows returned the whole batch.
+      if (world > 1 && x.size(0) == G * n_gen) x = x.index_select(0, my_rows.to(x.device()));
+      if (runaway_factor > 0)
+        runaway = runaway_check(
+            world > 1 ? comm.all_gather(x.detach().contiguous(), 0, step, "generated-sample all-gather") : x,
+            pos, runaway_factor);
+      std::vector<int64_t> gshape{G, world > 1 ? nl : n_gen};
       gshape.insert(gshape.end(), shape.begin(), shape.end());
       gen_feats = encoder->encode(x.view(gshape));
       torch::NoGradGuard no_grad;
-      pos_feats = encoder->encode(pos);
-      if (neg.defined()) neg_feats = encoder->encode(neg);
+      if (world > 1) {
+        pos_feats = gather_features(encoder->encode(pos.narrow(1, rank * pl, pl)), comm, step,
+                                    "positive-feature all-gather");
+        if (neg.defined())
+          neg_feats = split_neg ? gather_features(encoder->encode(neg.narrow(1, rank * (n_unc / world),
+                                                                             n_unc / world)),
+                                                  comm, step, "negative-feature all-gather")
+                                : encoder->encode(neg);
+      } else {
+        pos_feats = encoder->encode(pos);
+        if (neg.defined()) neg_feats = encoder->encode(neg);
+      }
     }
+    // The whole batch's generated features (every rank's share), for the field.
+    const std::vector<Feature> all_gen_feats =
+        world > 1 ? gather_features(gen_feats, comm, step, "generated-feature all-gather") : gen_feats;
 
     // One drift problem per feature; the loss is summed over features.
     torch::Tensor loss = torch::zeros({}, torch::TensorOptions().device(device));
@@ -438,10 +520,17 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       {
         torch::NoGradGuard no_grad;
         DriftInputs frozen = in;
-        frozen.gen = in.gen.detach();
+        frozen.gen = world > 1 ? field_precision(as_problems(all_gen_feats[j].value)) : in.gen.detach();
         out = kernel.compute(canonicalize_drift_inputs(frozen), normalizer);
       }
-      loss = loss + drift_loss(in.gen, out).mean();
+      if (world > 1) {
+        // This rank's rows of the goal; its share of the batch mean.
+        DriftOutputs mine = out;
+        mine.goal = out.goal.narrow(1, rank * nl, nl);
+        loss = loss + drift_loss(in.gen, mine).mean() * (static_cast<double>(nl) / static_cast<double>(n_gen));
+      } else {
+        loss = loss + drift_loss(in.gen, out).mean();
+      }
       auto m = out.m_tau.to(torch::kCPU, torch::kFloat64);
       std::vector<double> mv(m.data_ptr<double>(), m.data_ptr<double>() + m.numel());
       for (size_t t = 0; t < mv.size() && t < temps.size(); ++t)
@@ -451,7 +540,26 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
 
     opt.zero_grad();
     loss.backward();
-    log.loss = loss.item<double>();
+    if (world > 1) {
+      // One all-reduce for every gradient and the loss: the sums over ranks
+      // are the one-process gradient and loss.
+      std::vector<torch::Tensor> parts;
+      for (auto& p : params)
+        if (p.grad().defined()) parts.push_back(p.grad().flatten());
+      parts.push_back(loss.detach().reshape({1}).to(parts.empty() ? loss.options() : parts.front().options()));
+      torch::Tensor flat = torch::cat(parts);
+      comm.all_reduce_sum(flat, step, "gradient all-reduce");
+      int64_t off = 0;
+      for (auto& p : params) {
+        if (!p.grad().defined()) continue;
+        const int64_t n = p.grad().numel();
+        p.mutable_grad().copy_(flat.narrow(0, off, n).view_as(p.grad()));
+        off += n;
+      }
+      log.loss = flat[off].item<double>();
+    } else {
+      log.loss = loss.item<double>();
+    }
     log.grad_norm = grad_clip > 0
                         ? torch::nn::utils::clip_grad_norm_(params, grad_clip)
                         : torch::nn::utils::clip_grad_norm_(params, std::numeric_limits<double>::infinity());
@@ -462,20 +570,21 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       ema.update(ema_decay(step, ema_rate));
     }
     log.seconds = since(t0);
-    if (!finite || step % log_every == 0 || step == steps) sink.on_step(log);
+    if (rank0 && (!finite || step % log_every == 0 || step == steps)) sink.on_step(log);
     outcome.steps_done = step;
-    if (progress) progress(step, steps, log.m_tau);
+    if (progress && rank0) progress(step, steps, log.m_tau);
+    // Every rank sees the same loss, m_tau and gathered samples: they stop together.
     if (!finite) {
       outcome.status = "diverged";
       outcome.error = absl::StrCat("step ", step, ": loss = ", log.loss, ", m_tau = [",
                                    absl::StrJoin(log.m_tau, ", "), "] is not finite");
-      stamp_times();
+      total_cpu(step);
       return outcome;
     }
     if (!runaway.empty()) {
       outcome.status = "diverged";
       outcome.error = absl::StrCat("step ", step, ": ", runaway);
-      stamp_times();
+      total_cpu(step);
       return outcome;
     }
 
@@ -483,7 +592,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     const bool do_eval = last || (eval_every > 0 && step % eval_every == 0);
     // sample_every = 0: samples after the last step only.
     const bool do_samples = last || (sample_every > 0 && step % sample_every == 0);
-    if (do_eval || do_samples) {
+    if (rank0 && (do_eval || do_samples)) {
       auto xs = generate_eval();
       if (do_eval) {
         evaluate(step, xs);
@@ -492,7 +601,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       if (do_samples) record_samples(step, xs);
     }
   }
-  {
+  if (rank0) {
     // The EMA weights the evaluations used, for drift-export.
     torch::NoGradGuard no_grad;
     Ema::Scope use_ema(ema);
@@ -504,7 +613,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     sink.on_generator_state(state);
   }
   outcome.status = "done";
-  stamp_times();
+  total_cpu(steps + 1);
   return outcome;
 }
 

@@ -14,6 +14,10 @@
 #include "config/experiment.hpp"
 #include "runtime/registry.hpp"
 
+namespace drift::dist {
+class Comm;
+}
+
 namespace drift::train {
 
 struct StepLog {
@@ -88,7 +92,15 @@ using ProgressFn = std::function<void(int64_t, int64_t, const std::vector<double
 // building (bad dataset file, generator that refuses the data) come back as
 // status "failed" with the message; a NaN/inf loss or m_tau stops with
 // "diverged". Exceptions from the loop propagate to the caller.
+//
+// `comm` (null: one process) makes this one rank of a data-parallel cell
+// ([train] nproc, docs/distributed.md): the rank generates and encodes its
+// share of each class's samples, features are all-gathered so that the drift
+// field is the one-process field, gradients (and the loss) are all-reduced.
+// Every rank draws the same random numbers, so all ranks hold the same
+// parameters; only rank 0 evaluates and feeds `sink`. cpu_time_s is summed
+// over the ranks.
 CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Registry& reg,
-                       CellSink& sink, const ProgressFn& progress = {});
+                       CellSink& sink, const ProgressFn& progress = {}, dist::Comm* comm = nullptr);
 
 }  // namespace drift::train

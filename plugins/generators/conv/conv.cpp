@@ -115,7 +115,8 @@ class ConvGenerator : public drift::Generator {
     Tensor z = torch::randn({n, c_.noise_channels, h0, w0}, req.rng,
                             torch::TensorOptions().dtype(torch::kFloat32))
                    .to(req.device);
-    return forward(z, condition(req));
+    // Data-parallel: the noise of all n drawn, only req.rows run.
+    return forward(drift::take_rows(z, req), condition(drift::restrict_to_rows(req)));
   }
 
   Tensor condition(const drift::GenerateRequest& req) {

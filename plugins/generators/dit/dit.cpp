@@ -253,7 +253,9 @@ class DiT : public drift::Generator {
       styles = torch::randint(c_.style_codebook, {n, c_.style_count}, req.rng,
                               torch::TensorOptions().dtype(torch::kLong))
                    .to(req.device);
-    return forward(noise, condition(req, styles));
+    // Data-parallel: the noise and styles of all n drawn, only req.rows run.
+    if (styles.defined()) styles = drift::take_rows(styles, req);
+    return forward(drift::take_rows(noise, req), condition(drift::restrict_to_rows(req), styles));
   }
 
   // The condition c [n, hidden] (see the top of this file). An unconditional

@@ -58,13 +58,16 @@ class MlpGenerator : public drift::Generator {
     }
   }
 
-  Tensor generate(const drift::GenerateRequest& req) override {
+  Tensor generate(const drift::GenerateRequest& all) override {
+    // Data-parallel: the noise of all n drawn, only all.rows run.
+    const drift::GenerateRequest req = drift::restrict_to_rows(all);
     auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(req.device);
     // The noise is drawn where req.rng lives (the framework passes a CPU
     // generator) and then moved to req.device: a CUDA run sees the same noise
     // as a CPU run with the same seed, and CUDA needs no generator of its own.
     const torch::Device noise_dev = req.rng ? req.rng->device() : torch::Device(torch::kCPU);
-    Tensor h = torch::randn({req.n, noise_dim_}, req.rng, opts.device(noise_dev)).to(req.device);
+    Tensor h = drift::take_rows(
+        torch::randn({all.n, noise_dim_}, req.rng, opts.device(noise_dev)).to(req.device), all);
     if (n_classes_ > 0) {
       TORCH_CHECK(req.labels.defined(), "mlp: class-conditional generator needs labels");
       h = torch::cat({h, embed_->forward(req.labels.to(req.device))}, 1);

@@ -19,7 +19,7 @@ class Particles : public drift::Generator {
   Tensor generate(const drift::GenerateRequest& req) override {
     TORCH_CHECK(req.n <= count_, "particles: asked for ", req.n, " samples but there are only count = ",
                 count_, " particles (set generator.count >= train.n_gen and eval.n_samples)");
-    return points_.slice(0, 0, req.n).to(req.device);
+    return drift::take_rows(points_.slice(0, 0, req.n), req).to(req.device);
   }
 
  private:
