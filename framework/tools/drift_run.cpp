@@ -109,18 +109,25 @@ int main(int argc, char** argv) {
       else *out = v;
     };
     for (int i = 2; i < argc && ok; ++i) {
-      std::string a = argv[i];
-      const bool has_value = i + 1 < argc;
-      if (a == "--dry-run") opt.dry_run = true;
-      else if (a == "--restart") opt.restart = true;
-      else if (a == "--cells" && has_value) opt.cells = argv[++i];
-      else if (a == "--partition" && has_value) opt.overrides.partition = argv[++i];
-      else if (a == "--time" && has_value) opt.overrides.time = argv[++i];
-      else if (a == "--mem" && has_value) opt.overrides.mem = argv[++i];
-      else if (a == "--cpus-per-task" && has_value) as_int(argv[++i], &opt.overrides.cpus_per_task);
-      else if (a == "--gpus-per-task" && has_value) as_int(argv[++i], &opt.overrides.gpus_per_task);
-      else if (a == "--max-running" && has_value) as_int(argv[++i], &opt.overrides.max_running);
-      else if (a == "--sbatch-option" && has_value) opt.overrides.sbatch_options.push_back(argv[++i]);
+      std::string a = argv[i], inline_value;
+      // --key=value or --key value
+      const bool has_inline = a.rfind("--", 0) == 0 && a.find('=') != std::string::npos;
+      if (has_inline) {
+        inline_value = a.substr(a.find('=') + 1);
+        a = a.substr(0, a.find('='));
+      }
+      const bool has_value = has_inline || i + 1 < argc;
+      auto value = [&]() -> const char* { return has_inline ? inline_value.c_str() : argv[++i]; };
+      if (a == "--dry-run" && !has_inline) opt.dry_run = true;
+      else if (a == "--restart" && !has_inline) opt.restart = true;
+      else if (a == "--cells" && has_value) opt.cells = value();
+      else if (a == "--partition" && has_value) opt.overrides.partition = value();
+      else if (a == "--time" && has_value) opt.overrides.time = value();
+      else if (a == "--mem" && has_value) opt.overrides.mem = value();
+      else if (a == "--cpus-per-task" && has_value) as_int(value(), &opt.overrides.cpus_per_task);
+      else if (a == "--gpus-per-task" && has_value) as_int(value(), &opt.overrides.gpus_per_task);
+      else if (a == "--max-running" && has_value) as_int(value(), &opt.overrides.max_running);
+      else if (a == "--sbatch-option" && has_value) opt.overrides.sbatch_options.push_back(value());
       else if (!a.empty() && a[0] != '-' && opt.file.empty()) opt.file = a;
       else {
         std::cerr << "drift-run --slurm: unexpected argument '" << a << "'\n";
