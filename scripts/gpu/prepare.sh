@@ -3,7 +3,7 @@
 # gpu-bundle/ (ignored by git) what the GPU machine lacks to build drift there
 # against its own PyTorch 2.11 (CUDA 13) LibTorch:
 #
-#   usr/include/...               headers of TOML++, Abseil, HDF5 (serial), GoogleTest,
+#   usr/include/...               headers of TOML++, Abseil, HDF5 (serial), Gloo, GoogleTest,
 #                                 Google Benchmark, and the Boost headers Boost.DLL needs
 #   usr/lib/x86_64-linux-gnu/...  their libraries and CMake package files, as Debian
 #                                 lays them out, plus every shared library they need
@@ -34,7 +34,7 @@ command -v dpkg >/dev/null || die "dpkg not found: this script reads the Debian 
 # Development packages (headers, CMake files, link-time libraries) and the
 # runtime packages holding their shared libraries.
 dev_pkgs=(libtomlplusplus-dev libabsl-dev libgtest-dev libbenchmark-dev libhdf5-dev
-          libboost-filesystem1.74-dev libboost-system1.74-dev)
+          libboost-filesystem1.74-dev libboost-system1.74-dev libgloo-dev)
 for p in "${dev_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || die "Debian package $p is not installed (scripts/setup.sh installs it)"
 done

@@ -115,6 +115,27 @@ with h5py.File(sys.argv[1], "r") as f:
     assert all(x > 0 for x in c), c
 EOF
 
+# ---------------------------------------------------------------- ranks from torchrun's variables
+# What torchrun (or any launcher) sets: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT;
+# rank 0 writes the cell file, which equals the cell drift-run launched.
+port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+for r in 1 0; do
+  RANK=$r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+    "$run" --cell-worker "$tmp/toy.toml" --cell 1 --cell-out "$tmp/torchrun_cell1.h5" --threads 1 \
+    > "$tmp/torchrun$r.out" 2>&1 &
+  bg+=("$!")
+done
+wait "${bg[-1]}" "${bg[-2]}" || { cat "$tmp"/torchrun*.out; fail "torchrun-style ranks failed"; }
+"$py" - "$tmp/toy.h5" "$tmp/torchrun_cell1.h5" <<'EOF' || fail "the torchrun-style cell differs from drift-run's"
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as a, h5py.File(sys.argv[2], "r") as b:
+    x, y = a["cells/0001/generator"], b["cell/generator"]
+    assert b["cell"].attrs["status"] == "done"
+    for k in x:
+        assert np.array_equal(x[k][()], y[k][()]), k
+print("torchrun-style ranks: the same cell, bitwise")
+EOF
+
 # ---------------------------------------------------------------- tiny image cell: 1 vs 2 ranks
 cat > "$tmp/img.toml" <<EOF
 [experiment]
