@@ -181,6 +181,14 @@ std::vector<SectionSchema> build_schema() {
               "computes over the batch is the one-process field, and gradients are "
               "all-reduced. Locally `drift-run` starts the ranks; under Slurm, `srun` does.")
            .at_least(1),
+       S::Bool("profile", false,
+               "Time each phase of every training step and log it in the `train` table as "
+               "`t_data`, `t_generate`, `t_encode_gen`, `t_encode_real` (positives and "
+               "negatives), `t_comm` (all-gathers and the gradient all-reduce of `nproc` > 1), "
+               "`t_field` (drift field and loss), `t_backward_encoder`, `t_backward_generator`, "
+               "`t_optimizer` (clipping, AdamW, EMA), in seconds (CPU: wall time of each phase; "
+               "CUDA: not synchronised, so only `seconds` is exact). The backward pass then runs "
+               "in two parts (to the samples, then into the generator): the same gradients."),
        S::Float("dist_timeout_s", 300.0,
                 "With `nproc` > 1: a rank that waits this long for another at a collective "
                 "fails the cell, naming the rank that did not arrive.")

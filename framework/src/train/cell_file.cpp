@@ -32,6 +32,8 @@ void CellRecorder::on_step(const StepLog& log) {
   train_.set("grad_norm", log.grad_norm);
   train_.set("lr", log.lr);
   train_.set("seconds", log.seconds);
+  for (const auto& [phase, s] : log.phases) train_.set("t_" + phase, s);
+  for (const auto& [name, v] : log.volumes) train_.set(name, static_cast<int64_t>(v));
 }
 
 void CellRecorder::on_eval(const EvalLog& log) {

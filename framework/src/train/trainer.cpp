@@ -1,6 +1,7 @@
 #include "train/trainer.hpp"
 
 #include <ATen/autocast_mode.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 
@@ -414,9 +415,26 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     outcome.cpu_time_s = t.item<double>();
   };
 
+  // [train] profile: seconds per phase of the step (StepLog::phases).
+  const bool profile = tr.get_bool("profile");
+  enum Phase { kPData, kPGenerate, kPEncodeGen, kPEncodeReal, kPComm, kPField, kPBackEnc, kPBackGen, kPOptim, kPhases };
+  static const char* kPhaseNames[kPhases] = {"data", "generate", "encode_gen", "encode_real", "comm",
+                                              "field", "backward_encoder", "backward_generator", "optimizer"};
+  double phase_s[kPhases];
+  Clock::time_point lap_t0;
+  // Adds the time since the last lap to `phase`.
+  auto lap = [&](Phase phase) {
+    if (!profile) return;
+    const auto now = Clock::now();
+    phase_s[phase] += std::chrono::duration<double>(now - lap_t0).count();
+    lap_t0 = now;
+  };
+
   // --- the loop -----------------------------------------------------------------
   for (int64_t step = 1; step <= steps; ++step) {
     const auto t0 = Clock::now();
+    lap_t0 = t0;
+    std::fill(phase_s, phase_s + kPhases, 0.0);
     const double lr = learning_rate(step, steps, base_lr, warmup, schedule);
     for (auto& g : opt.param_groups())
       static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
@@ -467,36 +485,53 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       req.alpha = alpha_gen.to(device);
     }
     if (world > 1) req.rows = my_rows;
+    lap(kPData);
     std::vector<Feature> gen_feats, pos_feats, neg_feats;
+    torch::Tensor x;  // this rank's generated samples (with gradient)
     {
       const CudaAutocast autocast(autocast_bf16);
-      auto x = generator->generate(req);
+      x = generator->generate(req);
       // A generator that ignores req.rows returned the whole batch.
       if (world > 1 && x.size(0) == G * n_gen) x = x.index_select(0, my_rows.to(x.device()));
-      if (runaway_factor > 0)
-        runaway = runaway_check(
-            world > 1 ? comm.all_gather(x.detach().contiguous(), 0, step, "generated-sample all-gather") : x,
-            pos, runaway_factor);
+      lap(kPGenerate);
+      if (runaway_factor > 0) {
+        const torch::Tensor all_x =
+            world > 1 ? comm.all_gather(x.detach().contiguous(), 0, step, "generated-sample all-gather") : x;
+        lap(kPComm);
+        runaway = runaway_check(all_x, pos, runaway_factor);
+        lap(kPData);
+      }
       std::vector<int64_t> gshape{G, world > 1 ? nl : n_gen};
       gshape.insert(gshape.end(), shape.begin(), shape.end());
       gen_feats = encoder->encode(x.view(gshape));
+      lap(kPEncodeGen);
       torch::NoGradGuard no_grad;
       if (world > 1) {
-        pos_feats = gather_features(encoder->encode(pos.narrow(1, rank * pl, pl)), comm, step,
-                                    "positive-feature all-gather");
-        if (neg.defined())
-          neg_feats = split_neg ? gather_features(encoder->encode(neg.narrow(1, rank * (n_unc / world),
-                                                                             n_unc / world)),
-                                                  comm, step, "negative-feature all-gather")
-                                : encoder->encode(neg);
+        auto mine = encoder->encode(pos.narrow(1, rank * pl, pl));
+        lap(kPEncodeReal);
+        pos_feats = gather_features(mine, comm, step, "positive-feature all-gather");
+        lap(kPComm);
+        if (neg.defined()) {
+          if (split_neg) {
+            auto mine_neg = encoder->encode(neg.narrow(1, rank * (n_unc / world), n_unc / world));
+            lap(kPEncodeReal);
+            neg_feats = gather_features(mine_neg, comm, step, "negative-feature all-gather");
+            lap(kPComm);
+          } else {
+            neg_feats = encoder->encode(neg);
+            lap(kPEncodeReal);
+          }
+        }
       } else {
         pos_feats = encoder->encode(pos);
         if (neg.defined()) neg_feats = encoder->encode(neg);
+        lap(kPEncodeReal);
       }
     }
     // The whole batch's generated features (every rank's share), for the field.
     const std::vector<Feature> all_gen_feats =
         world > 1 ? gather_features(gen_feats, comm, step, "generated-feature all-gather") : gen_feats;
+    lap(kPComm);
 
     // One drift problem per feature; the loss is summed over features.
     torch::Tensor loss = torch::zeros({}, torch::TensorOptions().device(device));
@@ -539,7 +574,17 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     }
 
     opt.zero_grad();
-    loss.backward();
+    lap(kPField);
+    if (profile) {
+      // In two parts, to time them: through the encoder to the samples, then
+      // through the generator. The same gradients as loss.backward().
+      auto gx = torch::autograd::grad({loss}, {x});
+      lap(kPBackEnc);
+      x.backward(gx[0]);
+      lap(kPBackGen);
+    } else {
+      loss.backward();
+    }
     if (world > 1) {
       // One all-reduce for every gradient and the loss: the sums over ranks
       // are the one-process gradient and loss.
@@ -557,6 +602,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
         off += n;
       }
       log.loss = flat[off].item<double>();
+      lap(kPComm);
     } else {
       log.loss = loss.item<double>();
     }
@@ -568,6 +614,15 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     if (finite) {
       opt.step();
       ema.update(ema_decay(step, ema_rate));
+    }
+    lap(kPOptim);
+    if (profile) {
+      for (int k = 0; k < kPhases; ++k) log.phases.emplace_back(kPhaseNames[k], phase_s[k]);
+      double gather = 0, reduce = 1;
+      for (const auto* fs : {&gen_feats, &pos_feats, &neg_feats})
+        for (const auto& f : *fs) gather += static_cast<double>(f.value.numel()) / (fs == &gen_feats ? 1 : world);
+      for (const auto& p : params) reduce += static_cast<double>(p.numel());
+      log.volumes = {{"gather_floats", gather}, {"reduce_floats", reduce}};
     }
     log.seconds = since(t0);
     if (rank0 && (!finite || step % log_every == 0 || step == steps)) sink.on_step(log);

@@ -28,6 +28,15 @@ struct StepLog {
   std::vector<double> temperatures;  // the initial temperatures (names of the m_tau columns)
   std::vector<double> tau;           // the temperatures used at this step, when a schedule changes them
   double grad_norm = 0, lr = 0, seconds = 0;
+  // [train] profile: seconds of each phase of the step, in step order
+  // ("data", "generate", "encode_gen", "encode_real", "comm", "field",
+  // "backward_encoder", "backward_generator", "optimizer"); empty otherwise.
+  std::vector<std::pair<std::string, double>> phases;
+  // [train] profile: what a data-parallel step moves, in float32 values:
+  // "gather_floats" (this rank's features of generated, positive and
+  // negative samples, what an all-gather sends) and "reduce_floats" (the
+  // gradient all-reduce: every generator parameter, plus the loss).
+  std::vector<std::pair<std::string, double>> volumes;
 };
 
 struct EvalLog {
