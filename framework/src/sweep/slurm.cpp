@@ -252,28 +252,19 @@ absl::StatusOr<std::map<size_t, SlurmTaskState>> slurm_cell_states(const std::st
 
 int submit_slurm(const SlurmSubmitOptions& opt) {
   runtime::Registry reg;
-  if (auto st = reg.load_default_paths(); !st.ok()) {
-    std::cerr << "drift-run: " << st.message() << "\n";
-    return 1;
-  }
-  auto loaded = config::check_experiment_file(opt.file, reg);
+  auto loaded = load_all(opt.file, reg);
   if (!loaded.ok()) {
-    std::cerr << loaded.status().message() << "\n";
+    std::cerr << loaded.status().message() << "\n";  // names the file
     return 1;
   }
   const auto& exp = loaded->exp;
   const auto& cells = loaded->cells;
-  std::vector<size_t> selected;
-  if (opt.cells.empty()) {
-    for (size_t i = 0; i < cells.size(); ++i) selected.push_back(i);
-  } else {
-    auto sel = parse_cell_list(opt.cells, cells.size());
-    if (!sel.ok()) {
-      std::cerr << "drift-run: " << sel.status().message() << "\n";
-      return 1;
-    }
-    selected = *sel;
+  auto sel = select_cells(opt.cells, cells.size());
+  if (!sel.ok()) {
+    std::cerr << "drift-run: " << sel.status().message() << "\n";
+    return 1;
   }
+  const std::vector<size_t> selected = *sel;
   SlurmSettings settings = slurm_settings(exp);
   opt.overrides.apply(&settings);
   const std::string output = cells.front().output;
@@ -385,13 +376,9 @@ int submit_slurm(const SlurmSubmitOptions& opt) {
 
 int print_status(const std::string& file) {
   runtime::Registry reg;
-  if (auto st = reg.load_default_paths(); !st.ok()) {
-    std::cerr << "drift-run: " << st.message() << "\n";
-    return 1;
-  }
-  auto loaded = config::check_experiment_file(file, reg);
+  auto loaded = load_all(file, reg);
   if (!loaded.ok()) {
-    std::cerr << loaded.status().message() << "\n";
+    std::cerr << loaded.status().message() << "\n";  // names the file
     return 1;
   }
   const auto& cells = loaded->cells;

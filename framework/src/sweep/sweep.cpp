@@ -66,16 +66,22 @@ absl::StatusOr<std::vector<size_t>> parse_cell_list(const std::string& spec, siz
   return out;
 }
 
-namespace {
+absl::StatusOr<std::vector<size_t>> select_cells(const std::string& spec, size_t n) {
+  if (!spec.empty()) return parse_cell_list(spec, n);
+  std::vector<size_t> all(n);
+  for (size_t i = 0; i < n; ++i) all[i] = i;
+  return all;
+}
 
-volatile std::sig_atomic_t g_stop_signal = 0;
-void on_stop_signal(int sig) { g_stop_signal = sig; }
-
-// Default plugins, then the experiment file checked completely (config/dry_run.hpp).
 absl::StatusOr<config::CheckedExperiment> load_all(const std::string& file, runtime::Registry& reg) {
   if (auto st = reg.load_default_paths(); !st.ok()) return st;
   return config::check_experiment_file(file, reg);
 }
+
+namespace {
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+void on_stop_signal(int sig) { g_stop_signal = sig; }
 
 std::string tail_of_file(const std::string& path, size_t max_lines, size_t max_bytes = 4000) {
   std::ifstream in(path);
@@ -322,17 +328,12 @@ int run_sweep(const SweepOptions& opt) {
   }
   const auto& exp = loaded->exp;
   const auto& cells = loaded->cells;
-  std::vector<size_t> selected;
-  if (opt.cells.empty()) {
-    for (size_t i = 0; i < cells.size(); ++i) selected.push_back(i);
-  } else {
-    auto sel = parse_cell_list(opt.cells, cells.size());
-    if (!sel.ok()) {
-      std::cerr << "drift-run: " << sel.status().message() << "\n";
-      return 1;
-    }
-    selected = *sel;
+  auto sel = select_cells(opt.cells, cells.size());
+  if (!sel.ok()) {
+    std::cerr << "drift-run: " << sel.status().message() << "\n";
+    return 1;
   }
+  const std::vector<size_t> selected = *sel;
   const std::string output = cells.front().output;
   const std::string cells_dir = cells_dir_for(output);
   if (!make_dirs(cells_dir)) {

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "config/dry_run.hpp"
+#include "runtime/registry.hpp"
 
 namespace drift::sweep {
 
@@ -36,6 +38,12 @@ int merge_results(const std::string& file);
 
 // Parses "3", "0,2-5" against n cells; errors name the bad part.
 absl::StatusOr<std::vector<size_t>> parse_cell_list(const std::string& spec, size_t n);
+// The cells of --cells: every cell for "", else parse_cell_list.
+absl::StatusOr<std::vector<size_t>> select_cells(const std::string& spec, size_t n);
+
+// The default plugins, then the experiment file checked completely
+// (config/dry_run.hpp): what every drift-run command starts from.
+absl::StatusOr<config::CheckedExperiment> load_all(const std::string& file, runtime::Registry& reg);
 
 
 }  // namespace drift::sweep
