@@ -73,10 +73,16 @@ absl::StatusOr<PretrainReport> ensure_encoder_weights(const config::ExperimentCo
   ctx.data = data->get();
   ctx.device = device;
   const std::string who = cfg.encoder.name;
-  ctx.progress = [&who](int64_t step, int64_t steps, double loss) {
-    if (step == 1 || step == steps || step % std::max<int64_t>(1, steps / 10) == 0)
-      std::fprintf(stderr, "%s: pre-training step %lld/%lld, loss %.5g\n", who.c_str(),
-                   static_cast<long long>(step), static_cast<long long>(steps), loss);
+  const auto t_start = std::chrono::steady_clock::now();
+  ctx.progress = [&who, t_start](int64_t step, int64_t steps, double loss) {
+    if (step == 1 || step == steps || step % std::max<int64_t>(1, steps / 20) == 0) {
+      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+      const double rate = el > 0 ? static_cast<double>(step) / el : 0.0;
+      const double eta = rate > 0 ? static_cast<double>(steps - step) / rate : 0.0;
+      std::fprintf(stderr, "%s: pre-training step %lld/%lld, loss %.5g, %.2f steps/s, ETA %.0f s\n",
+                   who.c_str(), static_cast<long long>(step), static_cast<long long>(steps), loss, rate,
+                   eta);
+    }
   };
   std::fprintf(stderr, "%s: pre-training %s on %s\n", who.c_str(), report.weights.c_str(),
                cfg.data.name.c_str());
