@@ -207,10 +207,11 @@ TEST(FashionMnist, CorruptFilesNameThePathAndThePackage) {
 
 TEST(FashionMnist, UnknownSplitIsRefused) {
   DatasetContext ctx;
-  ctx.split = "validation";
+  ctx.split = "valid";
   auto d = try_make("fashion_mnist", {}, ctx);
   ASSERT_FALSE(d.ok());
-  EXPECT_TRUE(contains(d.status(), "validation")) << d.status();
+  EXPECT_TRUE(contains(d.status(), "\"valid\"")) << d.status();
+  EXPECT_TRUE(contains(d.status(), "\"validation\"")) << d.status();
 }
 
 // ----------------------------------------------------------------- fashion_mnist: the real files
@@ -251,6 +252,20 @@ TEST(FashionMnist, SplitsHave6000And1000ImagesPerClass) {
   gzclose(gz);
   auto first = torch::from_blob(head.data() + 16, {28, 28}, torch::kUInt8);
   EXPECT_TRUE(torch::equal(inner[0][0], first));
+}
+
+TEST(FashionMnist, FitAndValidationCutTheTrainingSplitWithoutOverlap) {
+  REQUIRE_FASHION_MNIST();
+  auto train = data::load_fashion_mnist("train");
+  auto fit = data::load_fashion_mnist("fit");
+  auto val = data::load_fashion_mnist("validation");
+  ASSERT_TRUE(train.ok() && fit.ok() && val.ok());
+  EXPECT_EQ(fit->images.size(0), 50000);
+  EXPECT_EQ(val->images.size(0), data::kValidationImages);
+  EXPECT_TRUE(torch::equal(torch::cat({fit->images, val->images}), train->images));
+  EXPECT_TRUE(torch::equal(torch::cat({fit->labels, val->labels}), train->labels));
+  // Every class is in the held-out part (about 1000 each).
+  for (int64_t c : counts(val->labels, 10)) EXPECT_GT(c, 800);
 }
 
 TEST(FashionMnist, SamplesAreInRangeWithPaddingAtMinusOne) {

@@ -11,7 +11,7 @@ namespace drift {
 struct DatasetContext {
   uint64_t seed = 0;
   std::string base_dir;  // directory of the experiment file (relative paths resolve here)
-  std::string split = "train";  // "train" or "test"
+  std::string split = "train";  // "train" or "test"; fashion_mnist also "fit" / "validation"
 };
 
 struct DataBatch {

@@ -213,6 +213,12 @@ std::vector<SectionSchema> build_schema() {
                     "`<metric>/alpha_<a>`, and the last step's samples in `alpha_samples/<a>/` "
                     "(schemas/results.md). Empty: the default alpha = 1 only.")
            .positive(),
+       S::String("reference", "test",
+                 "What image metrics compare with: `test`, the Fashion-MNIST test split (report "
+                 "numbers), or `validation`, the last 10k training images, held out: the cell then "
+                 "trains on the first 50k only (`fit`). Select recipes on `validation`; report "
+                 "`test` once.")
+           .one_of({"test", "validation"}),
        S::Int("knn_k", 3, "k of the k-NN manifolds of `precision` and `recall`.").at_least(1),
        S::Int("n_samples", 2048, "Generated and real samples per evaluation.").at_least(1),
        S::Int("seed_offset", 1000,

@@ -131,9 +131,20 @@ absl::StatusOr<std::unique_ptr<Dataset>> make_fashion_mnist(const Params& p,
 
 absl::StatusOr<FashionMnistSplit> load_fashion_mnist(const std::string& split,
                                                      const std::string& dir) {
+  if (split == "fit" || split == "validation") {
+    // The training split cut in two: the first 50k images to train on, the
+    // last 10k to select recipes on (schemas: [eval] reference).
+    auto train = load_fashion_mnist("train", dir);
+    if (!train.ok()) return train.status();
+    const int64_t n = train->images.size(0), cut = n - kValidationImages;
+    FashionMnistSplit s;
+    s.images = split == "fit" ? train->images.slice(0, 0, cut) : train->images.slice(0, cut, n);
+    s.labels = split == "fit" ? train->labels.slice(0, 0, cut) : train->labels.slice(0, cut, n);
+    return s;
+  }
   if (split != "train" && split != "test")
     return absl::InvalidArgumentError(absl::StrCat("fashion_mnist: split \"", split,
-                                                   "\", expected \"train\" or \"test\""));
+                                                   "\", expected \"train\", \"test\", \"fit\" or \"validation\""));
   static std::mutex mu;
   static std::map<std::string, FashionMnistSplit> cache;
   std::lock_guard<std::mutex> lock(mu);

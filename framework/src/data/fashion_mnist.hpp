@@ -32,6 +32,9 @@ struct FashionMnistSplit {
 // or "test". Read once per process and (dir, split); later calls share the
 // tensors (do not modify them). Errors name the file and the Debian package.
 // Use pixels_to_float() (data/images.hpp) for [-1, 1] floats.
+// split: "train" (60k), "test" (10k), or the training split cut in two:
+// "fit" (its first 50k) and "validation" (its last kValidationImages).
+constexpr int64_t kValidationImages = 10000;
 absl::StatusOr<FashionMnistSplit> load_fashion_mnist(const std::string& split,
                                                      const std::string& dir = kFashionMnistDir);
 

@@ -193,9 +193,10 @@ absl::StatusOr<ImageMetrics> fashion_mnist_image_metrics(const Evaluator& ev,
                                                          const std::vector<std::string>& metrics,
                                                          const torch::Tensor& floor_images,
                                                          const torch::Tensor& floor_labels, int64_t k,
-                                                         const std::string& data_dir) {
+                                                         const std::string& data_dir,
+                                                         const std::string& reference) {
   if (auto st = check_evaluator_images(floor_images, "floor images"); !st.ok()) return st;
-  auto test = data::load_fashion_mnist("test", data_dir.empty() ? data::kFashionMnistDir : data_dir);
+  auto test = data::load_fashion_mnist(reference, data_dir.empty() ? data::kFashionMnistDir : data_dir);
   if (!test.ok()) return test.status();
   try {
     return ImageMetrics(metrics, ev.embed(data::pixels_to_float(test->images)), ev.embed(floor_images),

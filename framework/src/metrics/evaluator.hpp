@@ -90,7 +90,8 @@ absl::StatusOr<EvaluatorReport> train_evaluator(Evaluator& ev, const torch::Tens
 double top1_accuracy(const ImageEmbedding& e, const torch::Tensor& labels);
 
 // The image metrics of Fashion-MNIST samples under the evaluator: the
-// reference is the whole test split (read from `data_dir`, embedded once), the
+// reference is the whole test split (read from `data_dir`, embedded once), or
+// the held-out "validation" part of the training split (`reference`), the
 // floor set `floor_images` (real training images, as many as will be
 // generated; labels for the accuracy floor, or undefined). Errors name the
 // missing data file or the bad metric name.
@@ -99,7 +100,8 @@ absl::StatusOr<ImageMetrics> fashion_mnist_image_metrics(const Evaluator& ev,
                                                          const torch::Tensor& floor_images,
                                                          const torch::Tensor& floor_labels,
                                                          int64_t k = 3,
-                                                         const std::string& data_dir = "");
+                                                         const std::string& data_dir = "",
+                                                         const std::string& reference = "test");
 
 // ---------------------------------------------------------------- standard FID
 // A user's TorchScript Inception network (e.g. pytorch-fid's FID Inception

@@ -238,6 +238,15 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   DatasetContext dctx;
   dctx.seed = static_cast<uint64_t>(seed);
   dctx.base_dir = std::filesystem::path(cfg.file).parent_path().string();
+  // [eval] reference = "validation": train on the rest of the training split.
+  const std::string reference = ev.get_string("reference");
+  if (reference == "validation") {
+    if (cfg.data.name != "fashion_mnist")
+      return fail(absl::InvalidArgumentError(absl::StrCat(
+          cfg.file, ": [eval] reference = \"validation\" needs [data] dataset = \"fashion_mnist\" (got \"",
+          cfg.data.name, "\"); other datasets have no held-out validation images")));
+    dctx.split = "fit";
+  }
   auto data = reg.make_dataset(cfg.data.name, cfg.data.params, dctx);
   if (!data.ok()) return fail(data.status());
   Dataset& dataset = **data;
@@ -332,7 +341,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     evaluator.emplace(std::move(*ev_or));
     auto im = metrics::fashion_mnist_image_metrics(*evaluator, image_names, real_b.x,
                                                    conditional ? real_b.labels : torch::Tensor(),
-                                                   ev.get_int("knn_k"));
+                                                   ev.get_int("knn_k"), "", reference);
     if (!im.ok()) return fail(im.status());
     image_metrics.emplace(std::move(*im));
   }
