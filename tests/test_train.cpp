@@ -325,3 +325,47 @@ n_samples = 256
   EXPECT_LT(mean0[0].item<double>(), -1.5) << mean0;
   EXPECT_GT(mean1[0].item<double>(), 1.5) << mean1;
 }
+
+// [train] profile: the phase columns and the traffic volumes are logged, each
+// phase is non-negative and they add up to no more than the step; the split
+// backward gives the same training as loss.backward().
+TEST(Train, ProfileLogsPhasesAndChangesNothingElse) {
+  std::string with = kMlp;
+  with.replace(with.find("[eval]"), 6, "profile = true\n[eval]");
+  auto plain_cfg = make_cfg(kMlp), prof_cfg = make_cfg(with);
+  drift::train::CellRecorder plain, prof;
+  ASSERT_EQ(drift::train::train_cell(plain_cfg, drift::test::default_registry(), plain).status, "done");
+  ASSERT_EQ(drift::train::train_cell(prof_cfg, drift::test::default_registry(), prof).status, "done");
+  const auto& t = prof.train_table();
+  const std::vector<std::string> phases = {"t_data", "t_generate", "t_encode_gen", "t_encode_real", "t_comm",
+                                           "t_field", "t_backward_encoder", "t_backward_generator",
+                                           "t_optimizer"};
+  for (size_t r = 0; r < t.rows(); ++r) {
+    double sum = 0;
+    for (const auto& p : phases) {
+      ASSERT_TRUE(t.has_column(p)) << p;
+      EXPECT_GE(col(t, r, p), 0.0) << p;
+      sum += col(t, r, p);
+    }
+    EXPECT_LE(sum, col(t, r, "seconds") + 1e-9);
+    EXPECT_GT(col(t, r, "t_backward_generator"), 0.0);
+    // 64 generated + 64 positives of 2-d samples (identity: one feature).
+    EXPECT_EQ(std::get<int64_t>(t.at(r, "gather_floats")), 2 * 64 * 2);
+    EXPECT_GT(std::get<int64_t>(t.at(r, "reduce_floats")), 1000);
+  }
+  EXPECT_FALSE(plain.train_table().has_column("t_generate"));
+  for (size_t r = 0; r < t.rows(); ++r)
+    EXPECT_NEAR(col(t, r, "loss"), col(plain.train_table(), r, "loss"), 1e-6 * col(t, r, "loss"));
+}
+
+TEST(Train, ValidationReferenceNeedsFashionMnist) {
+  std::string text = kMlp;
+  text.replace(text.find("[eval]"), 6, "[eval]\nreference = \"validation\"");
+  auto cfg = make_cfg(text);
+  drift::train::CellRecorder rec;
+  auto o = drift::train::train_cell(cfg, drift::test::default_registry(), rec);
+  EXPECT_EQ(o.status, "failed");
+  EXPECT_NE(o.error.find("[eval] reference = \"validation\" needs [data] dataset = \"fashion_mnist\""),
+            std::string::npos)
+      << o.error;
+}
