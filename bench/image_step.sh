@@ -26,7 +26,8 @@ with h5py.File(sys.argv[1], "r") as f:
         n_gen = int([l for l in cfg.splitlines() if l.startswith("n_gen")][0].split("=")[1])
         n_cls = int([l for l in cfg.splitlines() if l.startswith("n_classes")][0].split("=")[1])
         steps = int(t["step"].max())
-        print(f"\n**{nproc} rank(s) x {threads} thread(s)** (cell {c}): {step_s * 1000:.0f} ms/step, "
+        grid = "; ".join(l[len("# grid: "):] for l in cfg.splitlines() if l.startswith("# grid: "))
+        print(f"\n**{nproc} rank(s) x {threads} thread(s)** (cell {c}: {grid}): {step_s * 1000:.0f} ms/step, "
               f"{1 / step_s:.2f} steps/s, {n_cls * n_gen / step_s:.0f} generated samples/s, "
               f"{g.attrs['cpu_time_s'] / steps:.2f} CPU s/step (all ranks, whole cell incl. set-up), "
               f"gather {int(t['gather_floats'][-1])} floats/rank/step, all-reduce {int(t['reduce_floats'][-1])} floats/step\n")
