@@ -338,6 +338,21 @@ for i in 0 1 2 3 4 5; do
   [ ! -e "$tmp/results/slow.cells/000$i.h5.stderr" ] || fail "SIGTERM: stderr file of stopped cell $i left"
 done
 
+# ---------------------------------------------------------------- a cell another process runs
+# Whoever trains a cell holds <cells>/<id>.lock (a Slurm array task, another
+# drift-run): a sweep skips that cell, saying so, and runs the others.
+flock -o "$tmp/results/slow.cells/0002.lock" sleep 30 &
+holder=$!; bg+=("$holder")
+for _ in $(seq 50); do
+  flock -n "$tmp/results/slow.cells/0002.lock" true 2>/dev/null || break
+  sleep 0.1
+done
+"$run" --restart --cells 1-3 --jobs 2 "$slow" > "$tmp/locked.out" 2>&1 || { cat "$tmp/locked.out"; fail "sweep with a locked cell failed"; }
+grep -q "^cell 2 skipped: another drift-run runs it" "$tmp/locked.out" || { cat "$tmp/locked.out"; fail "locked cell 2 not skipped"; }
+[ "$(grep -cE '^cell [13] done' "$tmp/locked.out")" = 2 ] || { cat "$tmp/locked.out"; fail "cells 1 and 3 did not run beside the locked one"; }
+grep -q "1 run by another drift-run" "$tmp/locked.out" || { cat "$tmp/locked.out"; fail "summary does not count the locked cell"; }
+kill "$holder" 2>/dev/null || true
+
 # ---------------------------------------------------------------- a terminal: live progress
 if command -v script > /dev/null; then
   TERM=xterm script -qec "'$run' --restart --cells 0 '$slow'" /dev/null > "$tmp/tty.out" 2>&1 \

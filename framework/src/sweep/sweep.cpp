@@ -504,12 +504,21 @@ int run_sweep(const SweepOptions& opt) {
   auto rank_stderr_path = [&](size_t cell, int64_t rank) {
     return absl::StrCat(cell_file_path(cells_dir, cell), ".rank", rank, ".stderr");
   };
-  // 1: started; 0: another process runs this cell (its lock is held); -1: error.
+  // 1: started; 0: another process runs this cell (its lock is held); 2 / 3:
+  // another process finished it (done / diverged) since this sweep started;
+  // -1: error.
   auto start_cell = [&](size_t cell) -> int {
     Running r;
     r.cell = cell;
     r.lock_fd = try_lock_cell(cells_dir, cell);
     if (r.lock_fd < 0) return 0;
+    if (!opt.restart) {
+      const std::string st = finished_status(cell_file_path(cells_dir, cell), cells[cell]);
+      if (st == "done" || st == "diverged") {
+        ::close(r.lock_fd);
+        return st == "done" ? 2 : 3;
+      }
+    }
     r.stderr_path = cell_file_path(cells_dir, cell) + ".stderr";
     r.tmp_out = cell_file_path(cells_dir, cell);
     r.start = Clock::now();
@@ -714,6 +723,10 @@ int run_sweep(const SweepOptions& opt) {
         ++n_busy;
         print_line(absl::StrCat("cell ", c, " skipped: another drift-run runs it (", cell_lock_path(cells_dir, c),
                                 " is locked)"));
+      } else if (started >= 2) {
+        ++n_skipped;
+        if (started == 3) ++n_skipped_diverged;
+        print_line(absl::StrCat("cell ", c, " skipped: another drift-run finished it meanwhile"));
       }
     }
     std::vector<pollfd> fds;
