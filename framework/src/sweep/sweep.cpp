@@ -107,7 +107,7 @@ std::string fmt_duration(double s) {
 struct Running {
   size_t cell;
   pid_t pid;  // rank 0 (or srun, which starts every rank)
-  std::vector<pid_t> other_ranks;  // ranks 1.. started by this sweep ([train] nproc > 1)
+  std::map<pid_t, int64_t> other_ranks;  // pid -> rank, ranks 1.. still running ([train] nproc > 1)
   int lock_fd = -1;                // the cell's lock (cell_lock.hpp)
   std::string rank_failure;        // a rank other than 0 died: why (fails the cell)
   int out_fd;
@@ -560,7 +560,7 @@ int run_sweep(const SweepOptions& opt) {
       pid = spawn(worker, env(0), pipefd[1], r.stderr_path, false);
       for (int64_t k = 1; k < nproc && pid > 0; ++k) {
         pid_t p = spawn(worker, env(k), -1, rank_stderr_path(cell, k), false);
-        if (p > 0) r.other_ranks.push_back(p);
+        if (p > 0) r.other_ranks.emplace(p, k);
       }
     }
     if (pid < 0) {
@@ -579,8 +579,8 @@ int run_sweep(const SweepOptions& opt) {
 
   // Ends the ranks of a cell that are still running (rank 0 has exited).
   auto stop_other_ranks = [&](Running& r) {
-    for (pid_t p : r.other_ranks) kill(p, SIGKILL);
-    for (pid_t p : r.other_ranks) {
+    for (const auto& [p, k] : r.other_ranks) kill(p, SIGKILL);
+    for (const auto& [p, k] : r.other_ranks) {
       int ws;
       waitpid(p, &ws, 0);
     }
@@ -670,12 +670,10 @@ int run_sweep(const SweepOptions& opt) {
   // wait for it until their collective times out).
   auto reap_other_rank = [&](pid_t pid, int wstatus) {
     for (auto& [p0, r] : running) {
-      auto it = std::find(r.other_ranks.begin(), r.other_ranks.end(), pid);
+      auto it = r.other_ranks.find(pid);
       if (it == r.other_ranks.end()) continue;
-      const int64_t rank = 1 + (it - r.other_ranks.begin());
-      *it = -1;  // reaped: not signalled again
-      r.other_ranks.erase(std::remove(r.other_ranks.begin(), r.other_ranks.end(), -1), r.other_ranks.end());
-      // Keep indices stable for the message: rank numbers come from the spawn order.
+      const int64_t rank = it->second;
+      r.other_ranks.erase(it);  // reaped: not signalled again
       const bool ok = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
       if (ok || !r.rank_failure.empty()) return;
       const int64_t nproc = cells[r.cell].train.get_int("nproc");
@@ -693,7 +691,7 @@ int run_sweep(const SweepOptions& opt) {
         last_line = std::string(l);
       if (!last_line.empty()) absl::StrAppend(&r.rank_failure, ": ", last_line);
       kill(r.pid, SIGKILL);
-      for (pid_t q : r.other_ranks) kill(q, SIGKILL);
+      for (const auto& [q, k] : r.other_ranks) kill(q, SIGKILL);
       return;
     }
   };
@@ -745,7 +743,7 @@ int run_sweep(const SweepOptions& opt) {
     // a cell that finishes meanwhile is kept.
     for (auto& [pid, r] : running) {
       kill(pid, SIGTERM);
-      for (pid_t p : r.other_ranks) kill(p, SIGTERM);
+      for (const auto& [p, k] : r.other_ranks) kill(p, SIGTERM);
     }
     auto deadline = Clock::now() + std::chrono::seconds(5);
     while (!running.empty()) {
@@ -773,7 +771,7 @@ int run_sweep(const SweepOptions& opt) {
       if (Clock::now() > deadline) {
         for (auto& [p, r] : running) {
           kill(p, SIGKILL);
-          for (pid_t q : r.other_ranks) kill(q, SIGKILL);
+          for (const auto& [q, k] : r.other_ranks) kill(q, SIGKILL);
         }
         deadline = Clock::now() + std::chrono::hours(1);
       }
