@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_format.h"
 #include "data/fashion_mnist.hpp"
+#include "data/images.hpp"
 #include "metrics/linear_probe.hpp"
 #include "runtime/registry.hpp"
 #include "runtime/threads.hpp"
@@ -27,8 +28,6 @@
 namespace {
 
 constexpr const char* kUsage = "usage: drift-probe [--cells 0,2-5] [--fit N] FILE\n";
-
-torch::Tensor to_model_range(const torch::Tensor& u8) { return u8.to(torch::kFloat32) / 127.5 - 1.0; }
 
 }  // namespace
 
@@ -68,11 +67,11 @@ int main(int argc, char** argv) {
   }
   // Fit: the first n_fit of the first 50k training images; validation: the
   // last 10k training images; test: the test split.
-  const torch::Tensor fit_x = to_model_range(train->images.slice(0, 0, n_fit));
+  const torch::Tensor fit_x = drift::data::pixels_to_float(train->images.slice(0, 0, n_fit));
   const torch::Tensor fit_y = train->labels.slice(0, 0, n_fit);
-  const torch::Tensor val_x = to_model_range(train->images.slice(0, 50000, 60000));
+  const torch::Tensor val_x = drift::data::pixels_to_float(train->images.slice(0, 50000, 60000));
   const torch::Tensor val_y = train->labels.slice(0, 50000, 60000);
-  const torch::Tensor test_x = to_model_range(test->images);
+  const torch::Tensor test_x = drift::data::pixels_to_float(test->images);
 
   std::cout << "| cell | encoder | features | weight decay | validation accuracy | test accuracy | probe CPU s |\n"
             << "|---:|---|---:|---:|---:|---:|---:|\n";
