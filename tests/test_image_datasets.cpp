@@ -315,6 +315,28 @@ TEST(FashionMnist, AnEpochVisitsEveryImageOnceAndIsDeterministic) {
   EXPECT_TRUE(torch::allclose(sums(torch::cat(xs)), sums(data::pixels_to_float(all->images))));
 }
 
+// Finite and indexed: size() per split, sample() says which images it drew,
+// get() returns them.
+TEST(FashionMnist, EverySplitIsIndexed) {
+  REQUIRE_FASHION_MNIST();
+  for (const auto& [split, n] : std::vector<std::pair<std::string, int64_t>>{
+           {"train", 60000}, {"test", 10000}, {"fit", 50000}, {"validation", 10000}}) {
+    DatasetContext ctx;
+    ctx.split = split;
+    auto d = make("fashion_mnist", {}, ctx);
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->size(), n) << split;
+    at::Generator g = gen(4);
+    DataBatch b = d->sample(300, g);
+    ASSERT_TRUE(b.index.defined()) << split;
+    EXPECT_GE(b.index.min().item<int64_t>(), 0);
+    EXPECT_LT(b.index.max().item<int64_t>(), n);
+    DataBatch again = d->get(b.index);
+    EXPECT_TRUE(torch::equal(again.x, b.x)) << split;
+    EXPECT_TRUE(torch::equal(again.labels, b.labels)) << split;
+  }
+}
+
 TEST(FashionMnist, TestSplitThroughTheContext) {
   REQUIRE_FASHION_MNIST();
   DatasetContext ctx;
@@ -376,6 +398,35 @@ TEST(ImagesDataset, Uint8ImagesMapToMinusOneOneAndLabelsInferTheClasses) {
   ASSERT_TRUE(du);
   EXPECT_EQ(du->num_classes(), 0);
   EXPECT_FALSE(du->sample(4, g).labels.defined());
+}
+
+// Finite and indexed: size(), sample() fills index with the drawn images'
+// positions, get() returns those images and labels without moving the epoch.
+TEST(ImagesDataset, SizeGetAndSampleIndex) {
+  ScratchDir dir("images-index");
+  write_images_file(dir / "set.h5", 30, 1, 2, 2, torch::kUInt8, torch::arange(30, torch::kLong).remainder(3));
+  auto d = make("images", {{"path", dir / "set.h5"}});
+  auto d2 = make("images", {{"path", dir / "set.h5"}});
+  ASSERT_TRUE(d && d2);
+  EXPECT_EQ(d->size(), 30);
+  at::Generator g = gen(3), g2 = gen(3);
+  DataBatch b = d->sample(12, g);
+  ASSERT_TRUE(b.index.defined());
+  EXPECT_EQ(b.index.dtype(), torch::kInt64);
+  EXPECT_TRUE(torch::equal(b.index, image_ids(b.x, true)));
+  DataBatch got = d2->get(b.index);
+  EXPECT_TRUE(torch::equal(got.x, b.x));
+  EXPECT_TRUE(torch::equal(got.labels, b.labels));
+  EXPECT_TRUE(torch::equal(got.index, b.index));
+  EXPECT_TRUE(torch::equal(d2->sample(12, g2).index, b.index));  // get() left the sampling alone
+  EXPECT_THROW(d->get(torch::tensor({30}, torch::kLong)), std::out_of_range);
+  // A dataset that is not a finite set says so.
+  auto toy = make("bimodal");
+  ASSERT_TRUE(toy);
+  EXPECT_EQ(toy->size(), 0);
+  EXPECT_THROW(toy->get(torch::tensor({0}, torch::kLong)), std::logic_error);
+  at::Generator g3 = gen(1);
+  EXPECT_FALSE(toy->sample(3, g3).index.defined());
 }
 
 TEST(ImagesDataset, FloatImagesAreTakenAsTheyAre) {

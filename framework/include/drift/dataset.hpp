@@ -3,6 +3,7 @@
 
 #include <torch/types.h>
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,9 @@ struct DatasetContext {
 struct DataBatch {
   torch::Tensor x;       // [n, *sample_shape] float32
   torch::Tensor labels;  // [n] int64, or undefined for unlabelled data
+  // [n] int64: each sample's position in a finite, indexed dataset (what get()
+  // takes back), or undefined for datasets that are not (size() == 0).
+  torch::Tensor index;
 };
 
 // A known mode of a mixture: lets metrics report each mode's share.
@@ -35,6 +39,19 @@ class Dataset {
   virtual DataBatch sample(int64_t n, at::Generator& rng) = 0;
   // Known mixture modes, empty where there are none.
   virtual std::vector<Mode> modes() const { return {}; }
+
+  // Finite, indexed datasets (a fixed set of samples, say images): how many
+  // samples there are; their sample() batches fill DataBatch::index. 0 (the
+  // default): not such a set (samples drawn from a distribution), and get()
+  // cannot be used. What the framework caches per sample (the real-feature
+  // cache, [train] feature_cache) needs it.
+  virtual int64_t size() const { return 0; }
+  // The samples at positions `index` ([n] int64, each in [0, size())), in that
+  // order, with their labels and `index` itself; it does not touch what
+  // sample() draws next. The default throws std::logic_error (size() == 0).
+  virtual DataBatch get(const torch::Tensor& /*index*/) {
+    throw std::logic_error("Dataset::get: this dataset is not finite and indexed (size() == 0)");
+  }
 };
 
 }  // namespace drift

@@ -6,7 +6,8 @@
 //
 // The 28x28 images are padded to 32x32 with 2 background pixels (0) on each
 // side and mapped to [-1, 1] (so the padding is -1). Sampling: without
-// replacement, by epochs (data/images.hpp).
+// replacement, by epochs; finite and indexed: size() and get(), positions in
+// the split (data/images.hpp).
 #pragma once
 
 #include <torch/types.h>

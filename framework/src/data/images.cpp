@@ -49,10 +49,25 @@ class InMemoryImages : public Dataset {
       cursor_ += take;
       need -= take;
     }
-    torch::Tensor idx = parts.empty() ? torch::zeros({0}, torch::kLong) : torch::cat(parts);
+    return get(parts.empty() ? torch::zeros({0}, torch::kLong) : torch::cat(parts));
+  }
+
+  int64_t size() const override { return images_.size(0); }
+
+  DataBatch get(const torch::Tensor& index) override {
+    const torch::Tensor idx = index.to(torch::kCPU, torch::kLong).contiguous();
+    if (idx.dim() != 1)
+      throw std::invalid_argument(absl::StrCat("get: index of ", idx.dim(), " dimensions, expected [n]"));
+    if (idx.numel() > 0) {
+      const int64_t lo = idx.min().item<int64_t>(), hi = idx.max().item<int64_t>();
+      if (lo < 0 || hi >= images_.size(0))
+        throw std::out_of_range(absl::StrCat("get: sample ", lo < 0 ? lo : hi, " outside [0, ",
+                                             images_.size(0), ")"));
+    }
     DataBatch b;
     b.x = pixels_to_float(images_.index_select(0, idx)).contiguous();
     if (num_classes_ > 0) b.labels = labels_.index_select(0, idx).contiguous();
+    b.index = idx;
     return b;
   }
 

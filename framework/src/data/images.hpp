@@ -8,6 +8,9 @@
 // Pixels: uint8 images are mapped to [-1, 1] (x / 127.5 - 1) batch by batch
 // (the set stays uint8 in memory); float images are taken as they are.
 //
+// Both are finite and indexed: Dataset::size() is the number of images, get()
+// returns the images at given positions, and sample() fills DataBatch::index.
+//
 // Sampling: without replacement, by epochs. The first sample() call (and every
 // call that exhausts the current epoch) draws a fresh permutation of the whole
 // set from the generator it is handed; later calls continue along it. So one
