@@ -99,6 +99,34 @@ TEST(H5, RoundTripTensorsGroupsAndAttributes) {
   EXPECT_EQ(names->size(), 4u);
 }
 
+// float16 datasets: written as IEEE half, read back bit for bit as float16,
+// or as float32 by read(); h5py sees numpy float16.
+TEST(H5, Float16RoundTrip) {
+  const drift::test::ScratchDir scratch("h5-f16");
+  const std::string path = scratch / "half.h5";
+  const torch::Tensor x =
+      torch::tensor({0.0, -1.5, 3.140625, 65504.0, 6e-8, -2e-4}, torch::kFloat32).to(torch::kFloat16).view({2, 3});
+  ASSERT_TRUE(drift::io::write_h5_atomically(path, [&](H5File& f) { return f.write("h", x); }).ok());
+  auto f = H5File::open_read(path);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->info("h")->dtype, "float16");
+  auto h = f->read_as("h", torch::kFloat16);
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(h->scalar_type(), torch::kFloat16);
+  EXPECT_TRUE(torch::equal(*h, x));
+  auto w = f->read("h");
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::equal(*w, x.to(torch::kFloat32)));
+  std::string out;
+  ASSERT_EQ(drift::test::run_command(std::string(DRIFT_SOURCE_DIR) + "/.venv/bin/python -c \"import h5py; d = h5py.File('" +
+                                         path + "')['h']; print(d.dtype, float(d[1, 0]))\"",
+                                     &out),
+            0)
+      << out;
+  EXPECT_EQ(out, "float16 65504.0\n");
+}
+
 // float32 attributes (as h5py writes `np.float32([0.02])`) read back as the
 // decimal they were meant to be: the golden cases depend on it at 1e-9.
 TEST(H5, Float32AttributesWidenThroughTheirDecimalForm) {

@@ -158,6 +158,16 @@ double widen_float(float f) {
   return static_cast<double>(f);
 }
 
+// IEEE 754 half precision, little endian (HDF5 1.10 has no predefined type;
+// h5py and numpy read it as float16). Serves as file and memory type.
+Handle half_type() {
+  Handle t(H5Tcopy(H5T_IEEE_F32LE), H5Tclose);
+  H5Tset_fields(t.get(), 15, 10, 5, 0, 10);
+  H5Tset_size(t.get(), 2);
+  H5Tset_ebias(t.get(), 15);
+  return t;
+}
+
 // Link creation property list that creates missing intermediate groups.
 Handle lcpl_with_parents() {
   Handle p(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
@@ -368,13 +378,24 @@ absl::StatusOr<torch::Tensor> H5File::read(const std::string& name) const {
 
 absl::StatusOr<torch::Tensor> H5File::read_as(const std::string& name, torch::ScalarType dtype,
                                               const std::vector<std::string>& allowed) const {
-  if (!allowed.empty()) {
+  if (!allowed.empty() || dtype == torch::kFloat16) {
     auto inf = info(name);
     if (!inf.ok()) return inf.status();
-    if (std::find(allowed.begin(), allowed.end(), inf->dtype) == allowed.end())
+    if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), inf->dtype) == allowed.end())
       return absl::InvalidArgumentError(absl::StrCat(path_, ": dataset ", quoted(name),
                                                      " has dtype ", inf->dtype, ", expected ",
                                                      absl::StrJoin(allowed, " or ")));
+    if (dtype == torch::kFloat16 && inf->dtype == "float16") {
+      // float16 as stored, without a round trip through float32.
+      torch::Tensor t = torch::empty(inf->shape, torch::TensorOptions().dtype(torch::kFloat16));
+      if (t.numel() == 0) return t;
+      Handle ds(H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose);
+      Handle half = half_type();
+      if (!ds.ok() || H5Dread(ds.get(), half.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0)
+        return absl::DataLossError(
+            absl::StrCat(path_, ": dataset ", quoted(name), ": read failed", hdf5_detail()));
+      return t;
+    }
   }
   auto t = read(name);
   if (!t.ok()) return t.status();
@@ -408,7 +429,9 @@ absl::Status H5File::write(const std::string& name, const torch::Tensor& t_in) {
   torch::Tensor t = t_in.detach().to(torch::kCPU);
   if (t.scalar_type() == torch::kBool) t = t.to(torch::kUInt8);
   hid_t file_type = -1, mem_type = -1;
+  Handle half;
   switch (t.scalar_type()) {
+    case torch::kFloat16: half = half_type(); file_type = mem_type = half.get(); break;
     case torch::kFloat32: file_type = H5T_IEEE_F32LE; mem_type = H5T_NATIVE_FLOAT; break;
     case torch::kFloat64: file_type = H5T_IEEE_F64LE; mem_type = H5T_NATIVE_DOUBLE; break;
     case torch::kInt64: file_type = H5T_STD_I64LE; mem_type = H5T_NATIVE_INT64; break;
@@ -416,7 +439,7 @@ absl::Status H5File::write(const std::string& name, const torch::Tensor& t_in) {
     default:
       return absl::InvalidArgumentError(absl::StrCat(
           path_, ": dataset ", quoted(name), ": cannot write dtype ", dtype_name(t.scalar_type()),
-          ", expected float32, float64, int64, uint8 or bool"));
+          ", expected float16, float32, float64, int64, uint8 or bool"));
   }
   t = t.contiguous();
   if (exists(name))

@@ -17,7 +17,9 @@
 // leading '/' is optional; "/" is the root group).
 //
 // Supported dataset dtypes: float32, float64, int64, uint8 (read and write;
-// other integer types read as int64, bool tensors are written as uint8).
+// other integer types read as int64, bool tensors are written as uint8);
+// float16 (IEEE half) is written as such and read as float32 by read(), as
+// float16 by read_as(name, kFloat16).
 // Attributes: string, int64, float64, list of float64 (and list of int64).
 #pragma once
 
@@ -80,7 +82,8 @@ class H5File {
   // gives a 0-d tensor. The tensor lives on the CPU and owns its memory.
   absl::StatusOr<torch::Tensor> read(const std::string& name) const;
   // Reads and converts to `dtype`; fails if the stored dtype is not in
-  // `allowed` (when given), e.g. only floating types for a float input.
+  // `allowed` (when given), e.g. only floating types for a float input. A
+  // float16 dataset read as kFloat16 is read as stored (no float32 copy).
   absl::StatusOr<torch::Tensor> read_as(const std::string& name, torch::ScalarType dtype,
                                         const std::vector<std::string>& allowed = {}) const;
   // Reads and checks the shape: -1 in `expected` matches any size. `what`
@@ -90,7 +93,7 @@ class H5File {
                                              const std::string& what) const;
 
   // Writes a tensor as a new dataset (its parents must exist: create_group()).
-  // float32/float64/int64/uint8 keep their dtype; bool becomes uint8; other
+  // float16/float32/float64/int64/uint8 keep their dtype; bool becomes uint8; other
   // dtypes are refused. Any device; non-contiguous tensors are fine.
   absl::Status write(const std::string& name, const torch::Tensor& t);
   absl::Status write_scalar(const std::string& name, double v);

@@ -1,9 +1,6 @@
 #include "train/pretrain_stage.hpp"
 
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -12,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "drift/pretrain.hpp"
 #include "drift/weights.hpp"
+#include "io/file_lock.hpp"
 
 namespace drift::train {
 namespace {
@@ -20,24 +18,6 @@ bool file_exists(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0;
 }
-
-// An exclusive flock held for the scope's lifetime.
-class FileLock {
- public:
-  explicit FileLock(const std::string& path) : fd_(::open(path.c_str(), O_CREAT | O_RDWR, 0666)) {
-    if (fd_ >= 0 && ::flock(fd_, LOCK_EX) != 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
-  ~FileLock() {
-    if (fd_ >= 0) ::close(fd_);  // closing releases the lock
-  }
-  bool ok() const { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
 
 }  // namespace
 
@@ -53,10 +33,10 @@ absl::StatusOr<PretrainReport> ensure_encoder_weights(const config::ExperimentCo
 
   if (auto st = make_parent_dirs(report.weights); !st.ok()) return st;
   const std::string lock_path = report.weights + ".lock";
-  FileLock lock(lock_path);
+  io::FileLock lock(lock_path);
   if (!lock.ok())
     return absl::PermissionDeniedError(absl::StrCat(lock_path, ": cannot lock (pre-training of ",
-                                                    cfg.encoder.name, ")"));
+                                                    cfg.encoder.name, "): ", lock.error()));
   if (file_exists(report.weights)) {  // another cell pre-trained it while we waited
     if (auto st = enc->load_weights(); !st.ok()) return st;
     return report;
