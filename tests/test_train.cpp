@@ -1,5 +1,6 @@
 // The training loop of one cell: determinism, divergence, and that drifting
 // actually moves q onto p.
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -7,7 +8,9 @@
 #include <map>
 
 #include "config/experiment.hpp"
+#include "io/h5.hpp"
 #include "io/table.hpp"
+#include "scratch_dir.hpp"
 #include "test_util.hpp"
 #include "train/cell_file.hpp"
 #include "train/trainer.hpp"
@@ -366,6 +369,88 @@ TEST(Train, ValidationReferenceNeedsFashionMnist) {
   auto o = drift::train::train_cell(cfg, drift::test::default_registry(), rec);
   EXPECT_EQ(o.status, "failed");
   EXPECT_NE(o.error.find("[eval] reference = \"validation\" needs [data] dataset = \"fashion_mnist\""),
+            std::string::npos)
+      << o.error;
+}
+
+// [train] feature_cache: the positives' and negatives' features looked up in a
+// cache of the whole image set train as encoding them every step does; a
+// second cell loads the file; a dataset that is not finite is refused.
+TEST(Train, FeatureCacheTrainsAsEncodingDoes) {
+  drift::test::ScratchDir dir("train-fc");
+  {
+    auto g = at::detail::createCPUGenerator(3);
+    const torch::Tensor x = torch::randint(0, 256, {90, 1, 16, 16}, g, torch::kLong).to(torch::kUInt8);
+    ASSERT_TRUE(drift::io::write_h5_atomically(dir / "set.h5", [&](drift::io::H5File& f) {
+                  auto st = f.write("images", x);
+                  return st.ok() ? f.write("labels", torch::arange(90, torch::kLong).remainder(3)) : st;
+                }).ok());
+  }
+  const std::string text = R"(
+[experiment]
+name = "fc"
+seed = 5
+[data]
+dataset = "images"
+path = ")" + dir / "set.h5" + R"("
+[generator]
+plugin = "dit"
+hidden = 32
+depth = 1
+heads = 2
+patch = 4
+in_context = 2
+[encoder]
+plugin = "random_resnet"
+widths = [8, 16]
+blocks = [1, 1]
+[kernel]
+temperatures = [0.05, 0.2]
+[train]
+steps = 4
+n_classes = 3
+n_gen = 4
+n_pos = 6
+n_unc = 2
+warmup = 1
+eval_every = 0
+feature_cache_dir = ")" + dir / "features" + R"("
+[eval]
+metrics = []
+n_samples = 8
+)";
+  auto with = [&](const std::string& mode) {
+    std::string t = text;
+    t.replace(t.find("[eval]"), 6, "feature_cache = \"" + mode + "\"\n[eval]");
+    return make_cfg(t);
+  };
+  drift::train::CellRecorder off, f32, f32_again, f16;
+  ASSERT_EQ(drift::train::train_cell(with("off"), drift::test::default_registry(), off).status, "done");
+  auto o32 = drift::train::train_cell(with("float32"), drift::test::default_registry(), f32);
+  ASSERT_EQ(o32.status, "done") << o32.error;
+  EXPECT_GT(o32.cpu_time_s, 0);
+  testing::internal::CaptureStderr();
+  ASSERT_EQ(drift::train::train_cell(with("float32"), drift::test::default_registry(), f32_again).status, "done");
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("drift: feature cache " + dir / "features/random_resnet-"), std::string::npos) << err;
+  EXPECT_NE(err.find(".h5: loaded in "), std::string::npos) << err;
+  ASSERT_EQ(drift::train::train_cell(with("float16"), drift::test::default_registry(), f16).status, "done");
+  const auto& t = off.train_table();
+  ASSERT_EQ(t.rows(), 4u);
+  for (size_t r = 0; r < t.rows(); ++r) {
+    const double loss = col(t, r, "loss");
+    EXPECT_NEAR(col(f32.train_table(), r, "loss"), loss, 1e-5 * std::abs(loss)) << r;
+    EXPECT_EQ(col(f32_again.train_table(), r, "loss"), col(f32.train_table(), r, "loss")) << r;
+    EXPECT_NEAR(col(f16.train_table(), r, "loss"), loss, 1e-2 * std::abs(loss)) << r;
+  }
+
+  std::string toy = kMlp;
+  toy.replace(toy.find("[eval]"), 6, "feature_cache = \"float16\"\n[eval]");
+  drift::train::CellRecorder rec;
+  auto o = drift::train::train_cell(make_cfg(toy), drift::test::default_registry(), rec);
+  EXPECT_EQ(o.status, "failed");
+  EXPECT_NE(o.error.find("[train] feature_cache = \"float16\" needs a finite, indexed dataset; 'bimodal' is not "
+                         "one"),
             std::string::npos)
       << o.error;
 }

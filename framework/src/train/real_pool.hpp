@@ -10,6 +10,13 @@
 
 namespace drift::train {
 
+// Samples drawn from the pool: the images, and their positions in the dataset
+// when it is finite and indexed (DataBatch::index; undefined otherwise).
+struct RealSamples {
+  torch::Tensor x;      // [n, *shape]
+  torch::Tensor index;  // [n] int64, or undefined
+};
+
 class RealPool {
  public:
   // queue_len: per-class capacity, global_len: global capacity, push: samples
@@ -19,19 +26,23 @@ class RealPool {
   // Pushes `push` new samples into the queues (call once per step).
   void refill();
   // n samples of class c without replacement (pulls more data until the class
-  // queue holds at least n). Returns [n, *shape].
-  torch::Tensor sample_class(int64_t c, int64_t n);
+  // queue holds at least n). x: [n, *shape].
+  RealSamples sample_class(int64_t c, int64_t n);
   // n samples of any class from the global queue, without replacement.
-  torch::Tensor sample_any(int64_t n);
+  RealSamples sample_any(int64_t n);
 
  private:
+  struct Entry {
+    torch::Tensor x;  // [*shape]
+    int64_t index;    // position in the dataset, -1: none
+  };
   void push_batch(int64_t n);
-  torch::Tensor take(std::deque<torch::Tensor>& q, int64_t n);
+  RealSamples take(std::deque<Entry>& q, int64_t n);
   Dataset& data_;
   int64_t queue_len_, global_len_, push_;
   at::Generator rng_;
-  std::vector<std::deque<torch::Tensor>> per_class_;
-  std::deque<torch::Tensor> global_;
+  std::vector<std::deque<Entry>> per_class_;
+  std::deque<Entry> global_;
 };
 
 }  // namespace drift::train

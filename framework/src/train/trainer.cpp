@@ -9,10 +9,12 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <limits>
 #include <optional>
+#include <stdexcept>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
@@ -24,6 +26,7 @@
 #include "metrics/images.hpp"
 #include "metrics/lowdim.hpp"
 #include "train/ema.hpp"
+#include "train/feature_cache.hpp"
 #include "train/feature_log.hpp"
 #include "train/pretrain_stage.hpp"
 #include "train/real_pool.hpp"
@@ -284,6 +287,38 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   encoder->eval();
   for (auto& p : encoder->parameters()) p.set_requires_grad(false);
 
+  // [train] feature_cache: the real samples' features from a table built once
+  // (train/feature_cache.hpp); every rank holds it and looks up all of them.
+  std::optional<FeatureCache> feature_cache;
+  if (const std::string fc = tr.get_string("feature_cache"); fc != "off") {
+    if (dataset.size() <= 0)
+      return fail(absl::InvalidArgumentError(absl::StrCat(
+          cfg.file, ": [train] feature_cache = \"", fc, "\" needs a finite, indexed dataset; '",
+          cfg.data.name, "' is not one (use feature_cache = \"off\")")));
+    FeatureCacheSpec spec;
+    spec.dir = tr.get_string("feature_cache_dir");
+    spec.encoder = cfg.encoder.name;
+    spec.encoder_params = canonical_params(cfg.encoder.params);
+    spec.dataset = cfg.data.name;
+    spec.dataset_params = canonical_params(cfg.data.params);
+    spec.split = dctx.split;
+    spec.dtype = fc == "float16" ? torch::kFloat16 : torch::kFloat32;
+    auto c = FeatureCache::open(spec, *encoder, dataset, device);
+    if (!c.ok()) return fail(c.status());
+    std::fprintf(stderr, "drift: feature cache %s: %s in %.1f s (%.1f s building), %.1f MB on disk, %.1f MB in memory\n",
+                 c->path().c_str(), c->built() ? "built" : "loaded", c->open_seconds(), c->build_seconds(),
+                 static_cast<double>(c->file_bytes()) / 1e6, static_cast<double>(c->table_bytes()) / 1e6);
+    feature_cache.emplace(std::move(*c));
+  }
+  // The dataset positions of drawn samples, for the cache's lookups.
+  auto positions = [&](const torch::Tensor& index) {
+    if (!index.defined())
+      throw std::runtime_error(absl::StrCat(
+          "dataset '", cfg.data.name, "' has size() > 0 but its sample() leaves DataBatch::index "
+          "undefined ([train] feature_cache needs it)"));
+    return index;
+  };
+
   auto kernel_or = reg.make_kernel(cfg.kernel.name, cfg.kernel.params);
   if (!kernel_or.ok()) return fail(kernel_or.status());
   auto norm_or = reg.make_normalizer(cfg.normalizer.name, cfg.normalizer.params);
@@ -451,16 +486,27 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     // Real samples and the generator's conditioning for this step.
     const int64_t G = conditional ? n_classes : 1;
     torch::Tensor labels, alpha_gen, pos, neg, w_neg;
+    torch::Tensor pos_index, neg_index;  // [G, n] dataset positions (with the feature cache)
     if (conditional) {
       pool.refill();
       auto classes = torch::randperm(data_classes, cfg_rng, torch::kLong).slice(0, 0, n_classes);
-      std::vector<torch::Tensor> pos_list, neg_list;
+      std::vector<torch::Tensor> pos_list, neg_list, pos_ix, neg_ix;
       std::vector<double> alphas;
       for (int64_t g = 0; g < G; ++g) {
         int64_t c = classes[g].item<int64_t>();
-        pos_list.push_back(pool.sample_class(c, n_pos));
+        RealSamples p = pool.sample_class(c, n_pos);
+        pos_list.push_back(p.x);
+        if (feature_cache) pos_ix.push_back(positions(p.index));
         alphas.push_back(a_hi > 1.0 ? draw_alpha(cfg_rng, a_lo, a_hi, a_k, a_p1) : 1.0);
-        if (n_unc > 0) neg_list.push_back(pool.sample_any(n_unc));
+        if (n_unc > 0) {
+          RealSamples q = pool.sample_any(n_unc);
+          neg_list.push_back(q.x);
+          if (feature_cache) neg_ix.push_back(positions(q.index));
+        }
+      }
+      if (feature_cache) {
+        pos_index = torch::stack(pos_ix);
+        if (n_unc > 0) neg_index = torch::stack(neg_ix);
       }
       labels = classes.repeat_interleave(n_gen);
       auto alpha_t = torch::tensor(alphas, torch::kFloat64).to(torch::kFloat32);
@@ -474,7 +520,9 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
                     .expand({G, n_unc});
       }
     } else {
-      pos = dataset.sample(n_pos, data_rng).x.unsqueeze(0);
+      DataBatch b = dataset.sample(n_pos, data_rng);
+      pos = b.x.unsqueeze(0);
+      if (feature_cache) pos_index = positions(b.index).unsqueeze(0);
     }
     pos = pos.to(device);
     if (neg.defined()) {
@@ -515,7 +563,11 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       gen_feats = encoder->encode(x.view(gshape));
       lap(kPEncodeGen);
       torch::NoGradGuard no_grad;
-      if (world > 1) {
+      if (feature_cache) {
+        pos_feats = feature_cache->lookup(pos_index);
+        if (neg.defined()) neg_feats = feature_cache->lookup(neg_index);
+        lap(kPEncodeReal);
+      } else if (world > 1) {
         auto mine = encoder->encode(pos.narrow(1, rank * pl, pl));
         lap(kPEncodeReal);
         pos_feats = gather_features(mine, comm, step, "positive-feature all-gather");
@@ -628,8 +680,10 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     if (profile) {
       for (int k = 0; k < kPhases; ++k) log.phases.emplace_back(kPhaseNames[k], phase_s[k]);
       double gather = 0, reduce = 1;
-      for (const auto* fs : {&gen_feats, &pos_feats, &neg_feats})
+      for (const auto* fs : {&gen_feats, &pos_feats, &neg_feats}) {
+        if (feature_cache && fs != &gen_feats) continue;  // looked up by every rank, not gathered
         for (const auto& f : *fs) gather += static_cast<double>(f.value.numel()) / (fs == &gen_feats ? 1 : world);
+      }
       for (const auto& p : params) reduce += static_cast<double>(p.numel());
       log.volumes = {{"gather_floats", gather}, {"reduce_floats", reduce}};
     }

@@ -34,7 +34,8 @@ struct StepLog {
   std::vector<std::pair<std::string, double>> phases;
   // [train] profile: what a data-parallel step moves, in float32 values:
   // "gather_floats" (this rank's features of generated, positive and
-  // negative samples, what an all-gather sends) and "reduce_floats" (the
+  // negative samples, what an all-gather sends; generated only with
+  // [train] feature_cache, whose lookups every rank makes) and "reduce_floats" (the
   // gradient all-reduce: every generator parameter, plus the loss).
   std::vector<std::pair<std::string, double>> volumes;
 };
@@ -104,7 +105,8 @@ using ProgressFn = std::function<void(int64_t, int64_t, const std::vector<double
 //
 // `comm` (null: one process) makes this one rank of a data-parallel cell
 // ([train] nproc, docs/distributed.md): the rank generates and encodes its
-// share of each class's samples, features are all-gathered so that the drift
+// share of each class's samples (with [train] feature_cache, every rank looks
+// up the features of all real samples), features are all-gathered so that the drift
 // field is the one-process field, gradients (and the loss) are all-reduced.
 // Every rank draws the same random numbers, so all ranks hold the same
 // parameters; only rank 0 evaluates and feeds `sink`. cpu_time_s is summed
