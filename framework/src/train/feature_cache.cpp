@@ -1,5 +1,6 @@
 #include "train/feature_cache.hpp"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <chrono>
@@ -34,6 +35,14 @@ constexpr double kProbeTolerance = 1e-2;
 
 double since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// CPU seconds (user + system, all threads) this process has used.
+double process_cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * t.tv_usec; };
+  return sec(ru.ru_utime) + sec(ru.ru_stime);
 }
 
 std::string tensor_sha256(const torch::Tensor& t) {
@@ -240,6 +249,7 @@ absl::StatusOr<FeatureCache> FeatureCache::open(const FeatureCacheSpec& spec, Fe
 
   // --- build ----------------------------------------------------------------
   const auto t_build = Clock::now();
+  const double cpu_build = process_cpu_seconds();
   c.table_.clear();
   for (const auto& p : probe) c.table_.push_back(torch::empty({N, p.size(1), p.size(2)}, spec.dtype));
   auto last_report = t_build;
@@ -285,6 +295,7 @@ absl::StatusOr<FeatureCache> FeatureCache::open(const FeatureCacheSpec& spec, Fe
   if (!wr.ok()) return refuse(std::string(wr.message()));
   c.built_ = true;
   c.build_s_ = since(t_build);
+  c.build_cpu_s_ = process_cpu_seconds() - cpu_build;
   return finish();
 }
 

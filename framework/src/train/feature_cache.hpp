@@ -79,8 +79,10 @@ class FeatureCache {
   int64_t size() const { return n_; }
   // Whether open() built (or rebuilt) the file, rather than loading it.
   bool built() const { return built_; }
-  // Seconds open() spent building (0 when it loaded), and in all.
+  // Seconds open() spent building (0 when it loaded): wall time, and CPU time
+  // of the process (all threads) meanwhile; and wall time in all.
   double build_seconds() const { return build_s_; }
+  double build_cpu_seconds() const { return build_cpu_s_; }
   double open_seconds() const { return open_s_; }
   // Size of the file on disk, and of the table in memory.
   int64_t file_bytes() const { return file_bytes_; }
@@ -94,7 +96,7 @@ class FeatureCache {
   std::vector<torch::Tensor> table_;  // per feature: [N, L, D], storage dtype, CPU
   torch::Device device_ = torch::kCPU;
   bool built_ = false;
-  double build_s_ = 0, open_s_ = 0;
+  double build_s_ = 0, build_cpu_s_ = 0, open_s_ = 0;
   int64_t file_bytes_ = 0;
 };
 

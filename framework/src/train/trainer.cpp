@@ -305,9 +305,12 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     spec.dtype = fc == "float16" ? torch::kFloat16 : torch::kFloat32;
     auto c = FeatureCache::open(spec, *encoder, dataset, device);
     if (!c.ok()) return fail(c.status());
-    std::fprintf(stderr, "drift: feature cache %s: %s in %.1f s (%.1f s building), %.1f MB on disk, %.1f MB in memory\n",
+    std::fprintf(stderr,
+                 "drift: feature cache %s: %s in %.1f s (building: %.1f s, %.1f CPU s), %.1f MB on disk, "
+                 "%.1f MB in memory\n",
                  c->path().c_str(), c->built() ? "built" : "loaded", c->open_seconds(), c->build_seconds(),
-                 static_cast<double>(c->file_bytes()) / 1e6, static_cast<double>(c->table_bytes()) / 1e6);
+                 c->build_cpu_seconds(), static_cast<double>(c->file_bytes()) / 1e6,
+                 static_cast<double>(c->table_bytes()) / 1e6);
     feature_cache.emplace(std::move(*c));
   }
   // The dataset positions of drawn samples, for the cache's lookups.
