@@ -273,7 +273,7 @@ TEST(FeatureCache, TruncatedCorruptAndForeignFilesAreRebuilt) {
     io.seekp(static_cast<std::streamoff>(offset + 1000));
     io.write(b, 4);
   }
-  EXPECT_TRUE(contains(reopen("flipped bytes"), "SHA-256"));
+  EXPECT_TRUE(contains(reopen("flipped bytes"), "CRC-32"));
 
   // A foreign HDF5 file at the path (no key), and one built for another key.
   ASSERT_TRUE(drift::io::write_h5_atomically(path, [](drift::io::H5File& f) {
@@ -312,6 +312,40 @@ TEST(FeatureCache, UnbuildableIsAnErrorNamingTheFile) {
   auto t = FeatureCache::open(spec_for(dir / "features", enc, torch::kFloat16), *enc.encoder, *toy, torch::kCPU);
   ASSERT_FALSE(t.ok());
   EXPECT_TRUE(contains(std::string(t.status().message()), "not a finite indexed set")) << t.status();
+}
+
+// Features beyond float16's range are refused, naming the way out.
+TEST(FeatureCache, Float16OverflowIsAnError) {
+  ScratchDir dir("fc-overflow");
+  torch::Tensor x = torch::zeros({10, 1, 4, 4});
+  x[7][0][1][2] = 1e5;
+  ASSERT_TRUE(drift::io::write_h5_atomically(dir / "big.h5", [&](drift::io::H5File& f) {
+                return f.write("images", x);
+              }).ok());
+  auto data = images(dir / "big.h5");
+  auto& reg = drift::test::default_registry();
+  auto p = reg.validate(drift::ComponentKind::Encoder, "identity", {}, "test");
+  ASSERT_TRUE(p.ok()) << p.status();
+  drift::EncoderContext ctx;
+  ctx.sample_shape = {1, 4, 4};
+  auto enc = reg.make_encoder("identity", *p, ctx);
+  ASSERT_TRUE(enc.ok()) << enc.status();
+  FeatureCacheSpec s;
+  s.dir = dir / "features";
+  s.encoder = "identity";
+  s.dataset = "images";
+  s.dtype = torch::kFloat16;
+  s.progress = false;
+  auto c = FeatureCache::open(s, **enc, *data, torch::kCPU);
+  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(contains(std::string(c.status().message()), "feature 'raw' of samples 0..9 holds values that are not "
+                                                          "finite in float16"))
+      << c.status();
+  EXPECT_TRUE(contains(std::string(c.status().message()), "feature_cache = \"float32\"")) << c.status();
+  s.dtype = torch::kFloat32;
+  auto c32 = FeatureCache::open(s, **enc, *data, torch::kCPU);
+  ASSERT_TRUE(c32.ok()) << c32.status();
+  EXPECT_EQ(c32->lookup(torch::tensor({int64_t{7}}, torch::kLong).view({1, 1}))[0].value.max().item<float>(), 1e5f);
 }
 
 // The child of ConcurrentOpensBuildOnce (runs only under it): opens the cache

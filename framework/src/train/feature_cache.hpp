@@ -12,10 +12,11 @@
 // encoder and its parameters, the SHA-256 of every parameter and buffer of the
 // encoder as it is when the cache is opened (after pre-training or loading),
 // the names and [L, D] shapes of the features it returns, the dataset, its
-// parameters, split, size and a SHA-256 of its samples, and the dtype. Inside:
-// one dataset `features/<name>` [N, L, D] per feature (float16 or float32),
-// each with its SHA-256 as attribute `sha256`; root attributes `key`,
-// `features` (the names, one per line, in the encoder's order) and `n`.
+// parameters, split, size and a fingerprint of its samples, and the dtype.
+// Inside: one dataset `features/<name>` [N, L, D] per feature (float16 or
+// float32), each with the CRC-32 of its bytes as attribute `crc32`; root
+// attributes `key`, `features` (the names, one per line, in the encoder's
+// order), `n` and `format`.
 //
 // Opening checks the file it finds (key, names, shapes, dtypes, checksums, and
 // that a few rows equal a fresh encoding of their images: an encoder whose
