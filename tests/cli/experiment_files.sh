@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every experiment file under experiments/ passes drift-run --dry-run, and the
 # image experiments of issue 4 resolve to the cells they are meant to have:
-# ablation_encoders(_quick).toml one cell per encoder with each ResNet's own
-# [encoder.<name>] settings, fmnist_cfg.toml one cell with several alphas, and
+# ablation_encoders(_quick).toml one cell per encoder (and seed) with each
+# ResNet's own [encoder.<name>] settings, fmnist_cfg.toml one cell with several alphas, and
 # imagenet_latent_ablation.toml (the paper's Table 8 default) without its
 # latents file (--dry-run does not open data files).
 set -euo pipefail
@@ -22,15 +22,25 @@ done
 dry() {  # dry FILE: the dry-run listing of experiments/FILE
   "$run" --dry-run "$DRIFT_SOURCE_DIR/experiments/$1" 2>&1
 }
-for f in ablation_encoders.toml ablation_encoders_quick.toml; do
+# ablation_encoders_quick.toml: one cell per encoder; ablation_encoders.toml:
+# two seeds per encoder (the encoder varies slowest).
+check_encoders() {  # check_encoders FILE SEEDS
+  local f=$1 seeds=$2 out c=0 enc s
   out=$(dry "$f")
-  grep -q ', 4 cells, all valid (grid: encoder.plugin)' <<< "$out" || fail "$f: $out"
-  c=0
+  if [ "$seeds" = 1 ]; then
+    grep -q ', 4 cells, all valid (grid: encoder.plugin)' <<< "$out" || fail "$f: $out"
+  else
+    grep -q ", $((4 * seeds)) cells, all valid (grid: encoder.plugin, experiment.seed;" <<< "$out" || fail "$f: $out"
+  fi
   for enc in identity random_resnet mae_resnet contrastive_resnet; do
-    grep -qE "^  cell $c +encoder.plugin=\"?$enc\"? " <<< "$out" || fail "$f: cell $c is not $enc: $out"
-    c=$((c + 1))
+    for ((s = 0; s < seeds; s++)); do
+      grep -qE "^  cell $c +encoder.plugin=\"?$enc\"? " <<< "$out" || fail "$f: cell $c is not $enc: $out"
+      c=$((c + 1))
+    done
   done
-done
+}
+check_encoders ablation_encoders_quick.toml 1
+check_encoders ablation_encoders.toml 2
 grep -q ', 1 cell, all valid' <<< "$(dry fmnist_cfg.toml)" || fail "fmnist_cfg.toml: $(dry fmnist_cfg.toml)"
 
 # The latent ablation where its data file does not exist.
