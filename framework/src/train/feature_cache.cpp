@@ -74,8 +74,9 @@ std::string tensor_crc32(const torch::Tensor& t) {
 }
 
 // A fingerprint of the dataset's samples and labels: SHA-256 over the CRC-32
-// of each `batch` of them.
-std::string data_fingerprint(Dataset& data, int64_t n, int64_t batch) {
+// of each 1024 of them.
+std::string data_fingerprint(Dataset& data, int64_t n) {
+  constexpr int64_t batch = 1024;
   std::string parts;
   for (int64_t start = 0; start < n; start += batch) {
     const DataBatch b = data.get(torch::arange(start, std::min(n, start + batch), torch::kLong));
@@ -166,7 +167,7 @@ absl::StatusOr<FeatureCache> FeatureCache::open(const FeatureCacheSpec& spec, Fe
       "\nencoder weights: sha256 ", weights_sha256(encoder), "\nfeatures: ", absl::StrJoin(shapes, ", "),
       "\ndataset: ", spec.dataset, ", split ", spec.split, ", ", N, " samples of shape ",
       io::shape_string(sample_shape), "\ndataset params: ", spec.dataset_params,
-      "\ndataset samples: ", data_fingerprint(data, N, 4 * batch), "\ndtype: ", h5_dtype(spec.dtype));
+      "\ndataset samples: ", data_fingerprint(data, N), "\ndtype: ", h5_dtype(spec.dtype));
   const std::string dir = spec.dir.empty() ? "." : spec.dir;
   FeatureCache c;
   c.path_ = absl::StrCat(dir, "/", spec.encoder, "-", sha256_hex(key.data(), key.size()).substr(0, 16), ".h5");
