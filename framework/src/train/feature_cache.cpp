@@ -108,9 +108,17 @@ FileId file_id(const std::string& path) {
   return id;
 }
 
+// An error's message without a leading "<path>: " (io:: errors start with the
+// file name, which the cache's own messages already give).
+std::string without_path(const absl::Status& st, const std::string& path) {
+  std::string m(st.message());
+  const std::string prefix = path + ": ";
+  return m.compare(0, prefix.size(), prefix) == 0 ? m.substr(prefix.size()) : m;
+}
+
 std::string h5_dtype(torch::ScalarType t) { return t == torch::kFloat16 ? "float16" : "float32"; }
 
-// One encoding of x [1, n, ...]: per feature [n, L, D] in `dtype` on the CPU.
+// One encoding of x [1, n, ...]: per feature [n, L, D] float32 on the CPU.
 std::vector<torch::Tensor> encode_rows(FeatureEncoder& encoder, const torch::Tensor& x,
                                        std::vector<std::string>* names) {
   torch::NoGradGuard no_grad;
@@ -245,10 +253,10 @@ absl::StatusOr<FeatureCache> FeatureCache::open(const FeatureCacheSpec& spec, Fe
 
   auto refuse = [&](const std::string& why) {
     return absl::PermissionDeniedError(absl::StrCat(
-        path, ": feature cache ", seen.exists ? absl::StrCat("invalid (", st.message(), ")") : "missing",
+        path, ": feature cache ", seen.exists ? absl::StrCat("invalid (", without_path(st, path), ")") : "missing",
         " and cannot be built: ", why, " (expected a writable directory for ", what, ")"));
   };
-  if (auto mk = make_parent_dirs(path); !mk.ok()) return refuse(std::string(mk.message()));
+  if (auto mk = make_parent_dirs(path); !mk.ok()) return refuse(without_path(mk, path));
   io::FileLock lock(path + ".lock");
   if (!lock.ok()) return refuse(absl::StrCat("cannot lock ", path, ".lock: ", lock.error()));
   // Another cell may have built it while this one waited for the lock.
@@ -257,7 +265,7 @@ absl::StatusOr<FeatureCache> FeatureCache::open(const FeatureCacheSpec& spec, Fe
     st = now.exists ? load() : absl::NotFoundError("no such file");
     if (st.ok()) return finish();
   }
-  std::fprintf(stderr, "drift: feature cache %s: %s; %s %s\n", path.c_str(), std::string(st.message()).c_str(),
+  std::fprintf(stderr, "drift: feature cache %s: %s; %s %s\n", path.c_str(), without_path(st, path).c_str(),
                seen.exists ? "rebuilding" : "building", what.c_str());
 
   // --- build ----------------------------------------------------------------
@@ -307,7 +315,7 @@ absl::StatusOr<FeatureCache> FeatureCache::open(const FeatureCacheSpec& spec, Fe
     if (auto s = out.set_attr("/", "n", N); !s.ok()) return s;
     return out.set_attr("/", "key", c.key_);
   });
-  if (!wr.ok()) return refuse(std::string(wr.message()));
+  if (!wr.ok()) return refuse(without_path(wr, path));
   c.built_ = true;
   c.build_s_ = since(t_build);
   c.build_cpu_s_ = process_cpu_seconds() - cpu_build;
