@@ -2,7 +2,7 @@
 # Every experiment file under experiments/ passes drift-run --dry-run, and the
 # image experiments of issue 4 resolve to the cells they are meant to have:
 # ablation_encoders(_quick).toml one cell per encoder (and seed) with each
-# ResNet's own [encoder.<name>] settings, fmnist_cfg.toml one cell with several alphas, and
+# ResNet's own [encoder.<name>] settings, fmnist_cfg.toml one cell per seed with several alphas, and
 # imagenet_latent_ablation.toml (the paper's Table 8 default) without its
 # latents file (--dry-run does not open data files).
 set -euo pipefail
@@ -41,7 +41,7 @@ check_encoders() {  # check_encoders FILE SEEDS
 }
 check_encoders ablation_encoders_quick.toml 1
 check_encoders ablation_encoders.toml 2
-grep -q ', 1 cell, all valid' <<< "$(dry fmnist_cfg.toml)" || fail "fmnist_cfg.toml: $(dry fmnist_cfg.toml)"
+grep -q ', 2 cells, all valid (grid: experiment.seed' <<< "$(dry fmnist_cfg.toml)" || fail "fmnist_cfg.toml: $(dry fmnist_cfg.toml)"
 
 # The latent ablation where its data file does not exist.
 mkdir -p "$tmp/exp"
