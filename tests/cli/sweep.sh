@@ -10,7 +10,8 @@
 #  - kill -9 of a running sweep: the cells die with it, the results file stays
 #    valid with only finished cells, running again completes the rest;
 #  - SIGTERM: cells stopped, exit 143, finished cells kept;
-#  - on a terminal (script(1)): live lines with steps/s and ETA.
+#  - each evaluation logged as it happens (the values of the results file);
+#  - on a terminal (script(1)): live lines with loss, steps/s and ETA.
 # Test generators: tests/plugins/{crash,nan,slow}_generator_plugin.cpp.
 set -euo pipefail
 : "${DRIFT_SOURCE_DIR:?}" "${DRIFT_BINARY_DIR:?}"
@@ -114,6 +115,20 @@ grep -qE '^cell 1 failed in .*: cell process killed by signal 6 \(SIGABRT' <<< "
   || fail "cell 1 not failed with SIGABRT: $cell_lines"
 grep -qE '^cell 2 diverged in .*not finite' <<< "$cell_lines" || fail "cell 2 not diverged: $cell_lines"
 grep -qE '^cell 3 done in ' <<< "$cell_lines" || fail "cell 3 not done: $cell_lines"
+# Each evaluation shows in the log as it happens, with the values the results
+# file keeps: cell 0 evaluates at steps 10, 20 and 30.
+for s in 10 20 30; do
+  grep -qE "^\[[0-9ms]+\] cell 0 eval step $s: mmd [^ ]+ +energy [^ ]+ .*generator\.plugin=\"mlp\"\$" "$tmp/run1.out" \
+    || { cat "$tmp/run1.out"; fail "no log line for cell 0's evaluation at step $s"; }
+done
+mmd20=$(sed -nE 's/^.* cell 0 eval step 20: mmd ([^ ]+) .*$/\1/p' "$tmp/run1.out")
+"$py" - "$out" "$mmd20" <<'EOF2' || fail "the logged mmd of step 20 ($mmd20) is not the results file's"
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    e = f["cells/0000/eval"][()]
+    v = float(e["mmd"][list(e["step"]).index(20)])
+assert abs(v - float(sys.argv[2])) <= 1e-5 * max(abs(v), 1e-12), (v, sys.argv[2])
+EOF2
 tail -1 "$tmp/run1.out" | grep -qx "drift-run: 2 done, 1 failed, 1 diverged, 0 skipped (already finished) -> $out" \
   || fail "last line: $(tail -1 "$tmp/run1.out")"
 
@@ -357,8 +372,8 @@ kill "$holder" 2>/dev/null || true
 if command -v script > /dev/null; then
   TERM=xterm script -qec "'$run' --restart --cells 0 '$slow'" /dev/null > "$tmp/tty.out" 2>&1 \
     || { cat -v "$tmp/tty.out"; fail "the run under script(1) failed"; }
-  grep -aqE 'cell 0 +[0-9]+/30 +[0-9.]+ steps/s +ETA [0-9?]' "$tmp/tty.out" \
-    || { cat -v "$tmp/tty.out"; fail "no live progress line with step/steps, steps/s and ETA on a terminal"; }
+  grep -aqE 'cell 0 +[0-9]+/30 +loss [-+0-9.e]+ +[0-9.]+ steps/s +ETA [0-9?]' "$tmp/tty.out" \
+    || { cat -v "$tmp/tty.out"; fail "no live progress line with step/steps, loss, steps/s and ETA on a terminal"; }
   grep -aqE 'cells: [0-9]+ done, [0-9]+ failed, [0-9]+ running, [0-9]+ left' "$tmp/tty.out" \
     || { cat -v "$tmp/tty.out"; fail "no overall progress line on a terminal"; }
 fi

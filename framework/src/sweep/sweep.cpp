@@ -25,6 +25,8 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -116,11 +118,18 @@ struct Running {
   Clock::time_point start;
   int64_t step = 0, steps = 0;
   double rate = 0;
+  std::string loss = "-";
   std::string m_tau;
 };
 
-// Progress line protocol between worker and parent: "@progress STEP STEPS RATE M_TAU..."
-void parse_progress(Running& r) {
+// Line protocol between worker and parent:
+//   "@progress STEP STEPS RATE LOSS M_TAU..."  after a step (at most 5 per second)
+//   "@eval STEP NAME VALUE NAME VALUE ..."     after each evaluation
+// Updates `r` from the progress lines; returns the evaluations as text for the
+// log: "eval step STEP: fid 48.2  precision 0.51 ..." (metrics at alpha = 1;
+// floors and the other alphas are in the results file).
+std::vector<std::string> parse_progress(Running& r) {
+  std::vector<std::string> evals;
   size_t pos;
   while ((pos = r.buffer.find('\n')) != std::string::npos) {
     std::string line = r.buffer.substr(0, pos);
@@ -128,12 +137,24 @@ void parse_progress(Running& r) {
     std::istringstream in(line);
     std::string tag;
     in >> tag;
+    if (tag == "@eval") {
+      int64_t step = 0;
+      in >> step;
+      std::string text = absl::StrCat("eval step ", step, ":");
+      std::string name, value;
+      while (in >> name >> value)
+        if (!absl::EndsWith(name, "_floor") && !absl::StrContains(name, '/'))
+          absl::StrAppend(&text, " ", name, " ", value, " ");
+      evals.push_back(std::string(absl::StripTrailingAsciiWhitespace(text)));
+      continue;
+    }
     if (tag != "@progress") continue;
-    in >> r.step >> r.steps >> r.rate;
+    in >> r.step >> r.steps >> r.rate >> r.loss;
     std::string m, joined;
     while (in >> m) absl::StrAppend(&joined, joined.empty() ? "" : ",", m);
     r.m_tau = joined;
   }
+  return evals;
 }
 
 
@@ -261,13 +282,22 @@ int run_cell_worker(const std::string& file, size_t cell, const std::string& out
   train::CellRecorder rec;
   auto last = Clock::now() - std::chrono::seconds(1);
   auto t0 = Clock::now();
-  auto progress = [&](int64_t step, int64_t steps, const std::vector<double>& m_tau) {
+  auto progress = [&](int64_t steps, const train::StepLog& log, const train::EvalLog* eval) {
     auto now = Clock::now();
-    if (step != steps && now - last < std::chrono::milliseconds(200)) return;
+    if (eval) {  // every evaluation, unthrottled: its metrics show while the cell runs
+      std::string line = absl::StrFormat("@eval %d", eval->step);
+      for (const auto& [name, v] : eval->values) absl::StrAppend(&line, " ", name, " ", absl::StrFormat("%.6g", v));
+      std::fprintf(stdout, "%s\n", line.c_str());
+    }
+    if (log.step != steps && now - last < std::chrono::milliseconds(200)) {
+      std::fflush(stdout);
+      return;
+    }
     last = now;
     double el = std::chrono::duration<double>(now - t0).count();
-    std::string line = absl::StrFormat("@progress %d %d %.3f", step, steps, el > 0 ? step / el : 0.0);
-    for (double m : m_tau) absl::StrAppend(&line, absl::StrFormat(" %.3g", m));
+    std::string line = absl::StrFormat("@progress %d %d %.3f %.6g", log.step, steps,
+                                       el > 0 ? log.step / el : 0.0, log.loss);
+    for (double m : log.m_tau) absl::StrAppend(&line, absl::StrFormat(" %.3g", m));
     std::fprintf(stdout, "%s\n", line.c_str());
     std::fflush(stdout);
   };
@@ -429,8 +459,8 @@ int run_sweep(const SweepOptions& opt) {
       const double el = std::chrono::duration<double>(Clock::now() - t_sweep).count();
       for (const auto& [pid, r] : running) {
         double eta = r.rate > 0 ? (r.steps - r.step) / r.rate : NAN;
-        std::cout << absl::StrFormat("[%s] cell %d step %d/%d  %.2f steps/s  ETA %s  m_tau [%s]  %s\n",
-                                     fmt_duration(el), r.cell, r.step, r.steps, r.rate,
+        std::cout << absl::StrFormat("[%s] cell %d step %d/%d  loss %s  %.2f steps/s  ETA %s  m_tau [%s]  %s\n",
+                                     fmt_duration(el), r.cell, r.step, r.steps, r.loss, r.rate,
                                      fmt_duration(eta), r.m_tau, train::grid_string(cells[r.cell]));
       }
       std::cout << std::flush;
@@ -441,8 +471,8 @@ int run_sweep(const SweepOptions& opt) {
     drawn_lines = 0;
     for (const auto& [pid, r] : running) {
       double eta = r.rate > 0 ? (r.steps - r.step) / r.rate : NAN;
-      absl::StrAppend(&s, "\x1b[2K", absl::StrFormat("  cell %-4d %6d/%-6d %7.1f steps/s  ETA %-7s m_tau [%s]  %s\n",
-                                                     r.cell, r.step, r.steps, r.rate, fmt_duration(eta),
+      absl::StrAppend(&s, "\x1b[2K", absl::StrFormat("  cell %-4d %6d/%-6d loss %-9s %7.1f steps/s  ETA %-7s m_tau [%s]  %s\n",
+                                                     r.cell, r.step, r.steps, r.loss, r.rate, fmt_duration(eta),
                                                      r.m_tau, train::grid_string(cells[r.cell])));
       ++drawn_lines;
     }
@@ -659,11 +689,13 @@ int run_sweep(const SweepOptions& opt) {
     if (!opt.array_task) merge();
   };
 
-  auto drain = [](Running& r) {
+  auto drain = [&](Running& r) {
     char buf[4096];
     ssize_t n;
     while ((n = read(r.out_fd, buf, sizeof buf)) > 0) r.buffer.append(buf, n);
-    parse_progress(r);
+    for (const auto& e : parse_progress(r))
+      print_line(absl::StrFormat("[%s] cell %d %s  %s", fmt_duration(std::chrono::duration<double>(Clock::now() - t_sweep).count()),
+                                 r.cell, e, train::grid_string(cells[r.cell])));
   };
   // A rank other than 0 exited: fine when it succeeded; otherwise the cell
   // fails now, naming it (rank 0 and the others are stopped, not left to

@@ -429,6 +429,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       if (step == steps) sink.on_alpha_samples(step, a, xa, real_a.labels);
     }
     sink.on_eval(log);
+    return log;
   };
   auto feature_logger = FeatureLogger::create(ev, *encoder, cfg.encoder.name, real_a.x, device);
   if (!feature_logger.ok()) return fail(feature_logger.status());
@@ -693,7 +694,6 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     log.seconds = since(t0);
     if (rank0 && (!finite || step % log_every == 0 || step == steps)) sink.on_step(log);
     outcome.steps_done = step;
-    if (progress && rank0) progress(step, steps, log.m_tau);
     // Every rank sees the same loss, m_tau and gathered samples: they stop together.
     if (!finite) {
       outcome.status = "diverged";
@@ -713,14 +713,16 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     const bool do_eval = last || (eval_every > 0 && step % eval_every == 0);
     // sample_every = 0: samples after the last step only.
     const bool do_samples = last || (sample_every > 0 && step % sample_every == 0);
+    std::optional<EvalLog> evaluated;
     if (rank0 && (do_eval || do_samples)) {
       auto xs = generate_eval();
       if (do_eval) {
-        evaluate(step, xs);
+        evaluated = evaluate(step, xs);
         log_features(step, xs);
       }
       if (do_samples) record_samples(step, xs);
     }
+    if (progress && rank0) progress(steps, log, evaluated ? &*evaluated : nullptr);
   }
   if (rank0) {
     // The EMA weights the evaluations used, for drift-export.

@@ -95,8 +95,9 @@ GeneratorContext generator_context(const config::ExperimentConfig& cfg, const Da
 // [kernel] temperature_schedule: the temperatures used at `step` (1-based).
 std::vector<double> scheduled_temperatures(const config::ExperimentConfig& cfg, int64_t step);
 
-// Called after each step: (step, steps, latest m_tau per temperature).
-using ProgressFn = std::function<void(int64_t, int64_t, const std::vector<double>&)>;
+// Called after each step, once its evaluation (if any) is done: (steps, the
+// step's log, the evaluation of that step or null when it did not evaluate).
+using ProgressFn = std::function<void(int64_t steps, const StepLog& log, const EvalLog* eval)>;
 
 // Builds the cell's components from the registry and trains. Errors while
 // building (bad dataset file, generator that refuses the data) come back as
