@@ -17,6 +17,7 @@
 // at fault and what was expected, exit status 1 (2 for a usage error).
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -138,6 +139,35 @@ absl::StatusOr<std::string> cell_group(const drift::io::H5File& f, const Options
   return drift::io::select_results_cell(f, o.cell);
 }
 
+// The group of the cell's samples at guidance --alpha A: `<cell>/samples` for
+// the generator's default alpha = 1 (or no --alpha), else the recorded
+// `<cell>/alpha_samples/<a>` whose value is A, so "2", "2.0" and "2.00" all
+// name alpha_samples/2.0. An alpha that was not recorded is an error that
+// lists the recorded ones.
+absl::StatusOr<std::string> samples_group(const drift::io::H5File& f, const std::string& cell,
+                                          const std::optional<std::string>& alpha) {
+  if (!alpha) return absl::StrCat(cell, "/samples");
+  double a;
+  if (!absl::SimpleAtod(*alpha, &a) || !(a > 0))
+    return error(absl::StrCat("--alpha '", *alpha, "': expected a number > 0"));
+  if (a == 1.0) return absl::StrCat(cell, "/samples");
+  const std::string root = absl::StrCat(cell, "/alpha_samples");
+  std::vector<std::string> recorded;
+  if (f.is_group(root)) {
+    auto names = f.list(root);
+    if (!names.ok()) return names.status();
+    for (const auto& n : *names) {
+      double v;
+      if (!absl::SimpleAtod(n, &v)) continue;
+      if (std::abs(v - a) <= 1e-9 * std::max(1.0, std::abs(a))) return absl::StrCat(root, "/", n);
+      recorded.push_back(n);
+    }
+  }
+  return error(absl::StrCat(f.path(), ": ", cell, " has no samples at alpha ", *alpha, " (recorded: 1",
+                            recorded.empty() ? "" : ", ", absl::StrJoin(recorded, ", "),
+                            "; others need [eval] cfg_alphas)"));
+}
+
 absl::StatusOr<Samples> read_samples(const drift::io::H5File& f, const Options& o) {
   auto g = cell_group(f, o);
   if (!g.ok()) return g.status();
@@ -148,11 +178,10 @@ absl::StatusOr<Samples> read_samples(const drift::io::H5File& f, const Options& 
     s.dataset = "samples";
     labels_name = "labels";
   } else {
-    const std::string dir =
-        o.alpha ? absl::StrCat(*g, "/alpha_samples/", *o.alpha) : absl::StrCat(*g, "/samples");
-    if (!f.is_group(dir))
-      return error(absl::StrCat(f.path(), ": no group '", dir, "'",
-                                o.alpha ? " (samples at that alpha were not recorded: [eval] cfg_alphas)" : " (the cell recorded no samples)"));
+    auto alpha_dir = samples_group(f, *g, o.alpha);
+    if (!alpha_dir.ok()) return alpha_dir.status();
+    const std::string dir = *alpha_dir;
+    if (!f.is_group(dir)) return error(absl::StrCat(f.path(), ": no group '", dir, "' (the cell recorded no samples)"));
     auto names = f.list(dir);
     if (!names.ok()) return names.status();
     std::string chosen;

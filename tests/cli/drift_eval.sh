@@ -91,6 +91,12 @@ grep -q "cells/0001/samples/0000000020" "$tmp/out.txt" || fail "--cell 1 did not
 grep -q "cells/0001/samples/0000000010" "$tmp/out.txt" || fail "--step 10 not used: $(head -1 "$tmp/out.txt")"
 "$eval_bin" "$tmp/run.h5" --cell 0 --alpha 1.5 --metrics fid > "$tmp/out.txt" || fail "--alpha 1.5"
 grep -q "cells/0000/alpha_samples/1.5/0000000020" "$tmp/out.txt" || fail "--alpha 1.5 not used"
+# An alpha is a number: 1.50 names the samples recorded as 1.5; 1 (the
+# generator's default) names the plain samples.
+"$eval_bin" "$tmp/run.h5" --cell 0 --alpha 1.50 --metrics fid > "$tmp/out.txt" || fail "--alpha 1.50"
+grep -q "cells/0000/alpha_samples/1.5/0000000020" "$tmp/out.txt" || fail "--alpha 1.50 did not find alpha_samples/1.5"
+"$eval_bin" "$tmp/run.h5" --cell 0 --alpha 1 --metrics fid > "$tmp/out.txt" || fail "--alpha 1"
+grep -q "cells/0000/samples/0000000020" "$tmp/out.txt" || fail "--alpha 1 did not take the default samples: $(head -1 "$tmp/out.txt")"
 
 # --- drift-report: one grid per cell and per alpha ------------------------------------
 DRIFT_PYTHON=$py "$DRIFT_SOURCE_DIR/tools/drift-report" "$tmp/run.h5" --out "$tmp/plots" > "$tmp/rep.txt" 2>&1 \
@@ -125,7 +131,8 @@ expect_error "badlabels.h5: dataset 'labels': expected integer labels \[200\] in
 expect_error "empty.h5: no dataset 'samples' \[N, 1, 32, 32\]" "$tmp/empty.h5"
 expect_error "run.h5: 2 cells (0000, 0001): choose one with --cell ID" "$tmp/run.h5"
 expect_error "run.h5: no cell '7'" "$tmp/run.h5" --cell 7
-expect_error "alpha_samples/2.0'" "$tmp/run.h5" --cell 0 --alpha 2.0
+expect_error "run.h5: cells/0000 has no samples at alpha 2.0 (recorded: 1, 1.5; others need \[eval\] cfg_alphas)" "$tmp/run.h5" --cell 0 --alpha 2.0
+expect_error "--alpha 'two': expected a number > 0" "$tmp/run.h5" --cell 0 --alpha two
 expect_error "is the input file" "$tmp/plain.h5" --json "$tmp/plain.h5"
 [ "$(sha256sum "$tmp/plain.h5" | cut -d' ' -f1)" = "$sum_before" ] || fail "--json onto the input changed it"
 echo "not hdf5" > "$tmp/text.h5"
