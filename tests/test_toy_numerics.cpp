@@ -172,8 +172,11 @@ metrics = ["energy"]
   for (size_t k = 0; k < s.mode.size(); ++k) std::cout << " " << s.mode[k] << " (" << kWeights[k] << ")";
   std::cout << "\n";
   EXPECT_LE(s.none, 0.10);
-  // A perfect sampler puts 98.9% of each Gaussian within 3 std (2-D).
-  for (size_t k = 0; k < s.mode.size(); ++k) EXPECT_NEAR(s.mode[k], 0.989 * kWeights[k], 0.05) << k;
+  // A perfect sampler puts 98.9% of each Gaussian within 3 std (2-D). Over
+  // seeds 0-3 the shares missed that by up to 0.078 (an Intel AVX-512 machine;
+  // 0.05 held on one seed of an AMD one), so 0.1: still far from equal shares
+  // (1/3 each misses the 0.5 mode by 0.16) and from a dropped mode.
+  for (size_t k = 0; k < s.mode.size(); ++k) EXPECT_NEAR(s.mode[k], 0.989 * kWeights[k], 0.1) << k;
 }
 
 TEST(ToyNumerics, MlpInitCenterAndScalePlaceTheInitialCloud) {

@@ -272,7 +272,11 @@ metrics = ["mmd", "mode_share"]
   EXPECT_NEAR(col(ev, 0, "mode_share_0"), 0.5, 0.1);
   EXPECT_NEAR(col(ev, 0, "mode_share_1"), 0.5, 0.1);
   EXPECT_EQ(std::get<int64_t>(ev.at(0, "modes_covered")), 2);
-  EXPECT_LT(col(ev, 0, "mmd"), 5 * std::max(col(ev, 0, "mmd_floor"), 1e-3));
+  // The unbiased MMD estimate of 256 samples is noisy: over seeds 1-8 it
+  // spans -0.003 to 0.035 on an Intel AVX-512 machine (5x the floor, 0.005,
+  // held on one seed of an AMD one), while the particles at their start
+  // between the modes score 0.64-0.68.
+  EXPECT_LT(col(ev, 0, "mmd"), 0.05);
   // m_tau falls along training (Fig. 4). Late single steps are noisy (fresh
   // positives every step): compare the first step with the last 50 on average.
   const auto& t = rec.train_table();
