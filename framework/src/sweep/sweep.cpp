@@ -25,11 +25,11 @@
 #include <sstream>
 #include <thread>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "config/dry_run.hpp"
 #include "config/experiment.hpp"
@@ -140,12 +140,12 @@ std::vector<std::string> parse_progress(Running& r) {
     if (tag == "@eval") {
       int64_t step = 0;
       in >> step;
-      std::string text = absl::StrCat("eval step ", step, ":");
+      std::vector<std::string> shown;
       std::string name, value;
       while (in >> name >> value)
         if (!absl::EndsWith(name, "_floor") && !absl::StrContains(name, '/'))
-          absl::StrAppend(&text, " ", name, " ", value, " ");
-      evals.push_back(std::string(absl::StripTrailingAsciiWhitespace(text)));
+          shown.push_back(absl::StrCat(name, " ", value));
+      evals.push_back(absl::StrCat("eval step ", step, ": ", absl::StrJoin(shown, "  ")));
       continue;
     }
     if (tag != "@progress") continue;
