@@ -37,6 +37,7 @@
 #include "io/h5.hpp"
 #include "io/results_cell.hpp"
 #include "metrics/evaluator.hpp"
+#include "runtime/allocator.hpp"
 #include "runtime/threads.hpp"
 
 namespace {
@@ -244,6 +245,7 @@ std::string json_string(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  drift::runtime::init_allocator();
   drift::runtime::init_threads();
   Options o;
   try {

@@ -24,6 +24,7 @@
 #include "drift/field.hpp"
 #include "field/field_io.hpp"
 #include "runtime/registry.hpp"
+#include "runtime/allocator.hpp"
 #include "runtime/threads.hpp"
 
 namespace {
@@ -126,6 +127,7 @@ std::string fmt(double v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  drift::runtime::init_allocator();
   drift::runtime::init_threads();
   Options opt;
   try {

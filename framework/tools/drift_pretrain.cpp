@@ -19,6 +19,7 @@
 #include "config/experiment.hpp"
 #include "drift/pretrain.hpp"
 #include "runtime/registry.hpp"
+#include "runtime/allocator.hpp"
 #include "runtime/threads.hpp"
 #include "sweep/sweep.hpp"
 #include "train/pretrain_stage.hpp"
@@ -94,6 +95,7 @@ int run(const std::string& file, const std::string& cells_spec, const std::strin
 }  // namespace
 
 int main(int argc, char** argv) {
+  drift::runtime::init_allocator();
   std::string file, cells, device = "cpu";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];

@@ -21,6 +21,7 @@
 #include "data/images.hpp"
 #include "metrics/linear_probe.hpp"
 #include "runtime/registry.hpp"
+#include "runtime/allocator.hpp"
 #include "runtime/threads.hpp"
 #include "sweep/sweep.hpp"
 #include "train/pretrain_stage.hpp"
@@ -32,6 +33,7 @@ constexpr const char* kUsage = "usage: drift-probe [--cells 0,2-5] [--fit N] FIL
 }  // namespace
 
 int main(int argc, char** argv) {
+  drift::runtime::init_allocator();
   std::string file, cells_spec;
   int64_t n_fit = 50000;
   for (int i = 1; i < argc; ++i) {

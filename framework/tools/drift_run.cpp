@@ -22,6 +22,7 @@
 #include "config/schema.hpp"
 #include "runtime/list_plugins.hpp"
 #include "runtime/registry.hpp"
+#include "runtime/allocator.hpp"
 #include "runtime/threads.hpp"
 #include "sweep/slurm.hpp"
 #include "sweep/sweep.hpp"
@@ -55,6 +56,7 @@ bool check(const std::string& file, drift::runtime::Registry& reg,
 }  // namespace
 
 int main(int argc, char** argv) {
+  drift::runtime::init_allocator();
   drift::runtime::init_threads();
   std::string arg1 = argc > 1 ? argv[1] : "";
   if (arg1 == "--list-plugins" && argc == 2) {

@@ -20,6 +20,7 @@
 #include "data/fashion_mnist.hpp"
 #include "data/images.hpp"
 #include "metrics/evaluator.hpp"
+#include "runtime/allocator.hpp"
 #include "runtime/threads.hpp"
 
 namespace {
@@ -40,6 +41,7 @@ int fail(const std::string& msg, int code = 1) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  drift::runtime::init_allocator();
   std::string out = "framework/assets/evaluator_fmnist.pt", dir = drift::data::kFashionMnistDir;
   drift::metrics::EvaluatorTraining opt;
   int threads = 0;
