@@ -18,8 +18,7 @@ echo "|---|---:|---:|---:|---:|---:|"
 for ((r = 0; r < ROUNDS; ++r)); do
   for mode in glibc drift; do
     rm -rf "$cache"
-    env_mode=$([ "$mode" = glibc ] && echo glibc || echo drift)
-    DRIFT_ALLOCATOR=$env_mode /usr/bin/time -f "%U %S %R %M" -o /tmp/drift-alloc-time.txt \
+    DRIFT_ALLOCATOR=$mode /usr/bin/time -f "%U %S %R %M" -o /tmp/drift-alloc-time.txt \
       "$BUILD/bin/drift-run" --restart "$EXP" > /dev/null 2>&1
     read -r user sys faults rss < /tmp/drift-alloc-time.txt
     ms=$(.venv/bin/python -c "

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "export/export_generator.hpp"
+#include "runtime/allocator.hpp"
 #include "runtime/threads.hpp"
 
 namespace {
@@ -42,6 +43,7 @@ int fail(const std::string& msg, int code = 1) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  drift::runtime::init_allocator();
   drift::runtime::init_threads();
   drift::exporter::ExportOptions o;
   std::vector<std::string> positional;
