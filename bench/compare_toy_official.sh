@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The authors' public toy demo (checkerboard, Swiss roll): drift (C++,
-# experiments/toy_official.toml) vs a plain PyTorch re-implementation
+# experiments/paper/toy_official.toml) vs a plain PyTorch re-implementation
 # (bench/py/toy_official.py), both 2000 steps of 2048 samples, compared by the
 # energy distance of their final 8192 samples to fresh data (drift: 3 seeds,
 # PyTorch: 2 seeds) and by speed.
 #
 #   bash bench/compare_toy_official.sh
 #
-# 1. drift:   build/bin/drift-run --jobs 2 --restart experiments/toy_official.toml
+# 1. drift:   build/bin/drift-run --jobs 2 --restart experiments/paper/toy_official.toml
 #             (both cells at once, one thread each) -> results/toy_official.h5
 # 2. PyTorch: bench/py/toy_official.py for both datasets, one thread each, the
 #             two run at the same time (like drift's --jobs 2; PY_PARALLEL=0 runs
@@ -42,7 +42,7 @@ SKIP_DRIFT=${SKIP_DRIFT:-0}
 PY_PARALLEL=${PY_PARALLEL:-1}
 BUILD=${BUILD:-build}
 PY=.venv/bin/python
-TOML=experiments/toy_official.toml
+TOML=experiments/paper/toy_official.toml
 DRIFT_H5=results/toy_official.h5
 
 die() { echo "compare_toy_official: error: $*" >&2; exit 2; }

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 BUILD_DIR=${DRIFT_BUILD_DIR:-build}
-EXPERIMENT=${1:-experiments/quickstart.toml}
+EXPERIMENT=${1:-experiments/start/quickstart.toml}
 echo "[run] drift-run --dry-run $EXPERIMENT"
 "$BUILD_DIR/bin/drift-run" --dry-run "$EXPERIMENT"
 echo "[run] drift-run $EXPERIMENT"

@@ -27,7 +27,7 @@ int count_lines(const std::string& s) {
   return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
 }
 
-// Whether the default plugins provide what experiments/example.toml names.
+// Whether the default plugins provide what experiments/start/example.toml names.
 bool example_components_available() {
   std::string out;
   if (drift::test::run_command(drift_run() + " --list-plugins", &out) != 0) return false;
@@ -97,7 +97,7 @@ TEST(DriftRunCli, DryRunValidationErrorsAreOneLine) {
 TEST(DriftRunCli, DryRunExample) {
   ASSERT_TRUE(example_components_available())
       << "the default plugins do not provide bimodal/mlp/identity/laplace/feature_drift";
-  std::string example = std::string(DRIFT_SOURCE_DIR) + "/experiments/example.toml";
+  std::string example = std::string(DRIFT_SOURCE_DIR) + "/experiments/start/example.toml";
   std::string out;
   ASSERT_EQ(drift::test::run_command(drift_run() + " --dry-run " + example, &out), 0) << out;
   EXPECT_EQ(out,

@@ -1,6 +1,6 @@
 // The image generators: plugins/generators/dit and plugins/generators/conv,
 // loaded through the registry, and both trained a few steps on Fashion-MNIST
-// (experiments/fmnist_smoke.toml).
+// (experiments/ci/fmnist_smoke.toml).
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -264,7 +264,7 @@ TEST(ImageGenerators, CudaSeesTheSameNoiseAsTheCpu) {
 TEST(ImageGenerators, BothTrainOnFashionMnistThroughTheSmokeExperiment) {
   if (!std::filesystem::exists(std::string(data::kFashionMnistDir) + "/train-images-idx3-ubyte.gz"))
     GTEST_SKIP() << "!!! Fashion-MNIST missing (apt-get install dataset-fashion-mnist)";
-  auto exp = config::load_experiment(std::string(DRIFT_SOURCE_DIR) + "/experiments/fmnist_smoke.toml");
+  auto exp = config::load_experiment(std::string(DRIFT_SOURCE_DIR) + "/experiments/ci/fmnist_smoke.toml");
   ASSERT_TRUE(exp.ok()) << exp.status();
   auto cells = config::resolve_all(*exp, test::default_registry());
   ASSERT_TRUE(cells.ok()) << cells.status();

@@ -11,7 +11,7 @@
 //    here): three Gaussians of unequal weights, far apart relative to their
 //    width; <= 10% of the generated samples lie more than 3 std from every
 //    centre and every mode's share is within 0.05 of its weight (the five-mode
-//    version at full size: experiments/toy_mixture.toml);
+//    version at full size: experiments/start/toy_mixture.toml);
 //  - the MLP's init_center / init_scale place its initial cloud.
 #include <ATen/CPUGeneratorImpl.h>
 #include <H5Cpp.h>

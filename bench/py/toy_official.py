@@ -1,6 +1,6 @@
 """The authors' public toy demo of "Generative Modeling via Drifting" (Deng et
 al. 2026), re-implemented in plain PyTorch eager as the reference that
-experiments/toy_official.toml (drift, C++) is compared against by
+experiments/paper/toy_official.toml (drift, C++) is compared against by
 bench/compare_toy_official.sh.
 
   data       checkerboard (8 cells of a 4x4 board on [-1, 1]^2, noise 0.05) or
@@ -46,7 +46,7 @@ def swiss_roll(n, gen, noise=0.03):
     The demo rescales each batch by its largest |coordinate|, which is about
     4.5 pi (the outer end of the spiral). We divide by exactly 4.5 pi instead,
     so that the distribution equals drift's dataset `swiss_roll` with scale = 1,
-    start_turns = 0.25, turns = 2 (experiments/toy_official.toml) and does not
+    start_turns = 0.25, turns = 2 (experiments/paper/toy_official.toml) and does not
     depend on the batch.
     """
     t = 0.5 * math.pi + 4.0 * math.pi * torch.rand(n, generator=gen)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# experiments/ablation_encoders_quick.toml end to end: the encoder grid
+# experiments/ci/ablation_encoders_quick.toml end to end: the encoder grid
 # (identity, random_resnet, mae_resnet with its pre-training, contrastive_resnet
 # with its pre-training) trains a few class-conditional CFG steps on
 # Fashion-MNIST and evaluates the image metrics at alpha = 1 and 2. Runs in a
@@ -11,7 +11,7 @@ set -euo pipefail
 : "${DRIFT_SOURCE_DIR:?}" "${DRIFT_BINARY_DIR:?}"
 py=$DRIFT_SOURCE_DIR/.venv/bin/python
 run=$DRIFT_BINARY_DIR/bin/drift-run
-src=$DRIFT_SOURCE_DIR/experiments/ablation_encoders_quick.toml
+src=$DRIFT_SOURCE_DIR/experiments/ci/ablation_encoders_quick.toml
 fail() { echo "FAIL: $*"; exit 1; }
 [ -x "$run" ] || fail "$run not built"
 [ -x "$py" ] || fail "$py not found: run scripts/setup.sh"

@@ -14,7 +14,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 tmp=$(mktemp -d /tmp/drift-experiment-files-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
-for f in "$DRIFT_SOURCE_DIR"/experiments/*.toml; do
+for f in "$DRIFT_SOURCE_DIR"/experiments/*/*.toml; do
   "$run" --dry-run "$f" > "$tmp/out.txt" 2>&1 || { cat "$tmp/out.txt"; fail "--dry-run $f"; }
   grep -q "all valid" "$tmp/out.txt" || { cat "$tmp/out.txt"; fail "--dry-run $f: no 'all valid'"; }
 done
@@ -39,17 +39,18 @@ check_encoders() {  # check_encoders FILE SEEDS
     done
   done
 }
-check_encoders ablation_encoders_quick.toml 1
-check_encoders ablation_encoders.toml 2
-grep -q ', 2 cells, all valid (grid: experiment.seed' <<< "$(dry fmnist_cfg.toml)" || fail "fmnist_cfg.toml: $(dry fmnist_cfg.toml)"
+check_encoders ci/ablation_encoders_quick.toml 1
+check_encoders paper/ablation_encoders.toml 2
+grep -q ', 2 cells, all valid (grid: experiment.seed' <<< "$(dry paper/fmnist_cfg.toml)" || fail "fmnist_cfg.toml: $(dry paper/fmnist_cfg.toml)"
 
 # The latent ablation where its data file does not exist.
 mkdir -p "$tmp/exp"
-cp "$DRIFT_SOURCE_DIR/experiments/imagenet_latent_ablation.toml" "$tmp/exp/"
-data=$(sed -n 's/^path = "\(.*\)".*$/\1/p' "$tmp/exp/imagenet_latent_ablation.toml")
+mkdir -p "$tmp/exp/paper"
+cp "$DRIFT_SOURCE_DIR/experiments/paper/imagenet_latent_ablation.toml" "$tmp/exp/paper/"
+data=$(sed -n 's/^path = "\(.*\)".*$/\1/p' "$tmp/exp/paper/imagenet_latent_ablation.toml")
 [ -n "$data" ] || fail "imagenet_latent_ablation.toml: no [data] path"
-[ ! -e "$tmp/exp/$data" ] || fail "$tmp/exp/$data exists"
-out=$("$run" --dry-run "$tmp/exp/imagenet_latent_ablation.toml" 2>&1) \
+[ ! -e "$tmp/exp/paper/$data" ] || fail "$tmp/exp/paper/$data exists"
+out=$("$run" --dry-run "$tmp/exp/paper/imagenet_latent_ablation.toml" 2>&1) \
   || fail "--dry-run imagenet_latent_ablation.toml without its latents file: $out"
 grep -q ', 1 cell, all valid' <<< "$out" || fail "imagenet_latent_ablation.toml: $out"
 echo "cli.experiment_files: OK"

@@ -21,7 +21,7 @@ absl::StatusOr<CheckedExperiment> check_experiment_file(const std::string& path,
 // The listing printed by --dry-run: a header line, then one line per cell with
 // its index, `key=value` for each grid key whose value differs between cells,
 // and the results file:
-//   experiments/example.toml: experiment "example", 4 cells (grid: kernel.temperatures; ...)
+//   experiments/start/example.toml: experiment "example", 4 cells (grid: kernel.temperatures; ...)
 //     cell 0  kernel.temperatures=[0.02]  output=results/example.h5
 std::string format_dry_run(const Experiment& exp, const std::vector<ExperimentConfig>& cells);
 

@@ -1,7 +1,7 @@
 // Experiment files (TOML): loading, [grid] expansion, and resolution of one grid
 // cell into a validated, typed ExperimentConfig. See schemas/experiment.md.
 //
-//   auto exp = config::load_experiment("experiments/example.toml");  // no registry
+//   auto exp = config::load_experiment("experiments/start/example.toml");  // no registry
 //   runtime::Registry reg;  reg.load_default_paths();
 //   config::load_experiment_plugins(*exp, reg);                      // [plugins] paths
 //   for (size_t i = 0; i < exp->num_cells(); ++i)
