@@ -15,12 +15,12 @@
 # (all of its process: start, evaluations, training) / steps, which a busy
 # machine disturbs less than wall time.
 #
-#   toy (default): the 2-D toy protocol of docs/ablations.md (MLP, n_gen =
+#   toy (default): the 2-D toy protocol of docs/results/ablations.md (MLP, n_gen =
 #     n_pos = 256, temperatures {0.2, 0.5, 1.0}, 1500 steps); rounds = seed x
 #     the two toys bimodal and eight_gaussians (same shapes: 2-D features,
 #     256 x 256 targets). With the full 1500 steps and 1 round the cells are
 #     also the `sinkhorn` and `mmd` rows of the kernel ablation
-#     (docs/ablations.md; ~4 min); `toy 300 3` is the cost table (~2.5 min).
+#     (docs/results/ablations.md; ~4 min); `toy 300 3` is the cost table (~2.5 min).
 #   fmnist: Fashion-MNIST [1, 32, 32], `conv` generator, `identity` encoder
 #     (one feature of size 1024), 4 classes x 64 generated x 64 positives per
 #     step, temperatures {0.02, 0.05, 0.2}, 40 steps; rounds = seeds.

@@ -1,4 +1,4 @@
-"""Read a drift results file with h5py and pandas (see docs/reading_results.md).
+"""Read a drift results file with h5py and pandas (see docs/guide/reading_results.md).
 
     python3 docs/read_results_example.py results/example.h5 [m_tau.png]
 

@@ -166,7 +166,7 @@ TEST(AffinityFloor, TheSpecFloorPullsATightCloudToTheMidpointAtToyBatchShapes) {
   EXPECT_GT(none, 0.7);      // each half heads for its own mode
   // (The relative floor 1e-2 of the toy files also contracts the cloud at this
   // first step, 0.22 here; in training the contracted cloud then splits onto
-  // both modes: tests/test_toy_numerics.cpp, docs/toy_results.md.)
+  // both modes: tests/test_toy_numerics.cpp, docs/results/toys.md.)
 }
 
 TEST(AffinityFloor, ParametersAreDeclaredAndChecked) {

@@ -1,6 +1,6 @@
 // The numerics the toy experiment files use (no affinity floor, the paper's
 // temperatures) train sharp toys, and the SPEC floor at the same batch shape
-// collapses them (issue "Toys as the paper shows them"; docs/kernels.md, "The
+// collapses them (issue "Toys as the paper shows them"; docs/guide/kernels.md, "The
 // affinity floor"):
 //
 //  - Fig. 3 with particles, all three initialisations (between the modes, far

@@ -1,5 +1,5 @@
 // drift-eval: image metrics of generated Fashion-MNIST samples under the fixed
-// evaluator (metrics/evaluator.hpp, docs/evaluator.md), with their floors.
+// evaluator (metrics/evaluator.hpp, docs/guide/evaluator.md), with their floors.
 //
 //   drift-eval SAMPLES.h5 [--cell ID] [--step STEP] [--alpha A] [--metrics LIST] [--k K]
 //              [--json OUT.json] [--seed N] [--evaluator PATH] [--inception FILE]

@@ -1,5 +1,5 @@
 // drift-export: a trained generator of a drift-run results file as a
-// TorchScript file for PyTorch (export/export_generator.hpp, docs/export.md).
+// TorchScript file for PyTorch (export/export_generator.hpp, docs/guide/export.md).
 //
 //   drift-export RESULTS.h5 [--cell ID] [--out FILE.pt] [--batch B]
 //

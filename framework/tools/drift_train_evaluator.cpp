@@ -1,6 +1,6 @@
 // drift-train-evaluator: trains the fixed evaluator (metrics/evaluator.hpp) on
 // the Fashion-MNIST training split and writes its weights; run once, the
-// result is committed as framework/assets/evaluator_fmnist.pt (docs/evaluator.md).
+// result is committed as framework/assets/evaluator_fmnist.pt (docs/guide/evaluator.md).
 //
 //   drift-train-evaluator [--out PATH] [--seed N] [--epochs N] [--batch N] [--lr X]
 //                         [--threads N] [--data-dir DIR]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One cell, data-parallel ([train] nproc, docs/distributed.md), ranks started
+# One cell, data-parallel ([train] nproc, docs/guide/distributed.md), ranks started
 # by `drift-run FILE` on this machine, c10d Gloo over loopback:
 #  - 2 ranks x B/2 reproduce 1 rank x B: after k steps the generator's
 #    parameters (and the logged loss and m_tau) agree within 1e-5 relative, on

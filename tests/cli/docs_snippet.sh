@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs docs/read_results_example.py (the main snippet of docs/reading_results.md)
+# Runs docs/read_results_example.py (the main snippet of docs/guide/reading_results.md)
 # and the doc's smaller recipes on a synthetic results file, with the system
 # python3 when it has h5py and pandas (python3-h5py, python3-pandas), else with
 # the project venv; checks the doc's copy of the snippet matches the file and
@@ -7,7 +7,7 @@
 set -euo pipefail
 : "${DRIFT_SOURCE_DIR:?}"
 venv=$DRIFT_SOURCE_DIR/.venv/bin/python
-doc=$DRIFT_SOURCE_DIR/docs/reading_results.md
+doc=$DRIFT_SOURCE_DIR/docs/guide/reading_results.md
 script=$DRIFT_SOURCE_DIR/docs/read_results_example.py
 fail() { echo "FAIL: $*"; exit 1; }
 
@@ -33,7 +33,7 @@ awk '/<!-- snippet: docs\/read_results_example.py/ {on=1; next}
      on==2 {print}' "$doc" > "$tmp/from_doc.py"
 [ -s "$tmp/from_doc.py" ] || fail "no snippet block after the marker in $doc"
 diff -u "$script" "$tmp/from_doc.py" > "$tmp/diff.txt" \
-  || { cat "$tmp/diff.txt"; fail "docs/reading_results.md's snippet differs from docs/read_results_example.py"; }
+  || { cat "$tmp/diff.txt"; fail "docs/guide/reading_results.md's snippet differs from docs/read_results_example.py"; }
 
 plot_args=()
 if "$py" -c "import matplotlib" 2> /dev/null; then plot_args=("$tmp/m_tau.png"); fi

@@ -11,7 +11,7 @@
 // 1e6 (512 particles and 1024 targets: 1.9e-6). Every distant target then gets
 // the same floored affinity, the attraction of a sample points to the
 // positives' mean, and tight toy initialisations collapse onto the midpoint of
-// the modes (docs/kernels.md, "The affinity floor"). Hence the parameters:
+// the modes (docs/guide/kernels.md, "The affinity floor"). Hence the parameters:
 //
 //   min_affinity       the floor (default 1e-6; 0: none)
 //   min_affinity_mode  "absolute" (default): floor = min_affinity;

@@ -175,7 +175,7 @@ std::vector<SectionSchema> build_schema() {
            .one_of({"off", "bf16"}),
        S::Int("nproc", 1,
               "Ranks that train the cell data-parallel (c10d: Gloo on the CPU, NCCL on CUDA; "
-              "docs/distributed.md). Each rank generates and encodes an equal share of every "
+              "docs/guide/distributed.md). Each rank generates and encodes an equal share of every "
               "class's `n_gen` generated samples and `n_pos` positives (both must be divisible "
               "by `nproc`); features are all-gathered, so the drift field and everything it "
               "computes over the batch is the one-process field, and gradients are "
@@ -216,7 +216,7 @@ std::vector<SectionSchema> build_schema() {
                      "`sliced_w` (sliced Wasserstein), `mode_share` (share of samples per "
                      "known mode, for datasets that declare modes). [1, 32, 32] images, under "
                      "the fixed Fashion-MNIST evaluator against its test split "
-                     "(docs/evaluator.md): `fid` (Fréchet distance of evaluator features), "
+                     "(docs/guide/evaluator.md): `fid` (Fréchet distance of evaluator features), "
                      "`precision`, `recall` (k-NN manifolds), `accuracy` (per-class accuracy of "
                      "class-conditional samples), `is` (Inception-Score analogue). Metrics "
                      "that do not apply to the samples are skipped.")

@@ -1,5 +1,5 @@
 // drift-export: a trained generator as a TorchScript file that PyTorch loads
-// with torch.jit.load, without drift (docs/export.md).
+// with torch.jit.load, without drift (docs/guide/export.md).
 //
 // A `done` cell of a results file holds its generator's EMA weights
 // (/cells/<id>/generator/<name>, schemas/results.md) and its resolved

@@ -19,7 +19,7 @@
 
 namespace drift::metrics {
 
-// Written by `drift-train-evaluator --seed 0` (docs/evaluator.md). Changing the
+// Written by `drift-train-evaluator --seed 0` (docs/guide/evaluator.md). Changing the
 // weights file means changing this value: scores are only comparable between
 // runs that used the same evaluator.
 const char* const kEvaluatorSha256 = "e0eae1d251d8216797c0fc8ef56739a80536679e74b00a0781054647635388d7";

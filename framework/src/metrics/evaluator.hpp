@@ -1,5 +1,5 @@
 // The fixed evaluator: a small CNN classifier of 32x32x1 Fashion-MNIST images
-// in [-1, 1], trained once by `drift-train-evaluator` (docs/evaluator.md) and
+// in [-1, 1], trained once by `drift-train-evaluator` (docs/guide/evaluator.md) and
 // kept in the repository (framework/assets/evaluator_fmnist.pt, installed to
 // <prefix>/share/drift/). Its penultimate layer (128 values) is the feature
 // space of "FID" and precision/recall; its class probabilities give per-class

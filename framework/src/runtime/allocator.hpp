@@ -9,7 +9,7 @@
 // therefore depends on what the process allocated before: the cell that
 // built the real-feature cache grew and trimmed its heap by about 70 MB every
 // step (15k page faults) and ran 8% slower than a cell that loaded the cache
-// (docs/benchmarks.md, "The allocator"). init_allocator() fixes the
+// (docs/results/benchmarks.md, "The allocator"). init_allocator() fixes the
 // thresholds at the values a warmed-up process reaches, with a larger trim
 // threshold, so that every process reuses its step's memory alike.
 #pragma once

@@ -23,7 +23,7 @@ std::vector<ParamSpec> with_affinity_floor_params(std::vector<ParamSpec> own) {
                        "floor of softmax_t * softmax_i in A = sqrt(max(., floor)) (SPEC 2 step "
                        "5: 1e-6); 0: no floor. At toy batch shapes the absolute 1e-6 floors "
                        "every distant target and collapses tight initialisations "
-                       "(docs/kernels.md)")
+                       "(docs/guide/kernels.md)")
           .non_negative(),
       ParamSpec::String("min_affinity_mode", "absolute",
                         "\"absolute\": the floor is min_affinity; \"relative\": min_affinity "

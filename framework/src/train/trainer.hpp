@@ -105,7 +105,7 @@ using ProgressFn = std::function<void(int64_t steps, const StepLog& log, const E
 // "diverged". Exceptions from the loop propagate to the caller.
 //
 // `comm` (null: one process) makes this one rank of a data-parallel cell
-// ([train] nproc, docs/distributed.md): the rank generates and encodes its
+// ([train] nproc, docs/guide/distributed.md): the rank generates and encodes its
 // share of each class's samples (with [train] feature_cache, every rank looks
 // up the features of all real samples), features are all-gathered so that the drift
 // field is the one-process field, gradients (and the loss) are all-reduced.

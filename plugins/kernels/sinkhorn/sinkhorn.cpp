@@ -1,5 +1,5 @@
 // Kernel "sinkhorn": Sinkhorn drifting (arXiv 2603.12366) in the coordinates of
-// SPEC.md section 2. Docs: docs/kernels.md.
+// SPEC.md section 2. Docs: docs/guide/kernels.md.
 //
 // Per problem b and temperature tau (tau plays the role of the entropic
 // regularisation eps; one pair of plans per temperature):
