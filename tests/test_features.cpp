@@ -1,4 +1,4 @@
-// The feature set of SPEC.md section 4 (drift/features.hpp) on small tensors
+// The feature set of docs/method.md §4 (drift/features.hpp) on small tensors
 // whose features can be checked by hand.
 #include <gtest/gtest.h>
 

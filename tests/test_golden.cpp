@@ -1,6 +1,6 @@
 // Every golden case in ../shared/golden/*.h5 through kernel "laplace" +
 // normalizer "feature_drift", in float32 (1e-4 relative error) and float64
-// (1e-9), exactly as SPEC.md section 2 and shared/golden/README.md state.
+// (1e-9), exactly as docs/method.md §2 and shared/golden/README.md state.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-// The ablation kernels of SPEC section 3: kernel "general" (normalization,
+// The ablation kernels of docs/method.md §3: kernel "general" (normalization,
 // shape, attraction/repulsion) and kernel "mmd" (the MMD gradient field).
 //
 //  - general with its defaults is the laplace field (random inputs, golden cases);
@@ -116,7 +116,7 @@ DriftInputs random_inputs(int64_t B, int64_t Cg, int64_t Cp, int64_t Cn, int64_t
 
 // ------------------------------------------------ general (defaults) == laplace
 
-// The defaults are the SPEC field: identical to laplace's plain reference on
+// The defaults are docs/method.md field: identical to laplace's plain reference on
 // random inputs, extreme regimes included, with both normalizers.
 TEST(KernelGeneral, DefaultsEqualLaplacePlain) {
   std::vector<Case> cases = {

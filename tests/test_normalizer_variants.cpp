@@ -1,4 +1,4 @@
-// The normalizer variants of SPEC section 3 (plugins/normalizers/feature_drift):
+// The normalizer variants of docs/method.md §3 (plugins/normalizers/feature_drift):
 // "feature_only" (feature normalization, raw drift) and "drift_only" (raw
 // distances and coordinates, normalized drift), against the default
 // ("feature_drift") and "none" with kernel laplace (plain reference), and with

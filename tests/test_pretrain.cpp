@@ -1,4 +1,4 @@
-// Pre-training in this framework (SPEC.md section 8): the MAE and SimCLR
+// Pre-training in this framework (docs/method.md §8): the MAE and SimCLR
 // losses of the resnet encoders fall on a small image set; the pre-training
 // stage trains a missing weights file once and loads an existing one;
 // drift-pretrain does the same for an experiment file.

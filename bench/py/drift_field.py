@@ -1,4 +1,4 @@
-"""The default drift field (SPEC.md section 2) in PyTorch eager: the peer our
+"""The default drift field (docs/method.md §2) in PyTorch eager: the peer our
 C++ benchmarks are compared against. Same math as plugins/kernels/laplace."""
 import math
 

@@ -32,7 +32,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: drift-field IN.h5 OUT.h5 [--kernel NAME] [--normalizer NAME]\n"
     "                   [--temperatures T1,T2,...] [--dtype float32|float64] [--plugin-path P]...\n"
-    "Computes the drift field (SPEC.md section 2) of the problems in IN.h5 (datasets gen, pos,\n"
+    "Computes the drift field (docs/method.md §2) of the problems in IN.h5 (datasets gen, pos,\n"
     "optional neg and weight_gen/weight_pos/weight_neg, attribute temperatures) and writes\n"
     "goal, V, loss, scale, coord_scale and loss_per_temperature (float64) to OUT.h5.\n"
     "Defaults: --kernel laplace --normalizer feature_drift --dtype float64, temperatures from\n"

@@ -1,5 +1,5 @@
 // drift-pretrain: pre-trains the encoder weights an experiment's cells need
-// (SPEC.md section 8), before running it or on another machine.
+// (docs/method.md §8), before running it or on another machine.
 //
 //   drift-pretrain [--cells 0,2-5] [--device cpu|cuda] FILE
 //

@@ -124,7 +124,7 @@ dangling=$(find "$bundle" -xtype l)
 [ -d "$shared/golden" ] || die "$shared/golden not found (set DRIFT_SHARED_DIR)"
 mkdir -p "$bundle/shared"
 cp -a "$shared/golden" "$bundle/shared/"
-cp -a "$shared/SPEC.md" "$bundle/shared/" 2>/dev/null || true
+cp -a "$shared/docs/method.md" "$bundle/shared/" 2>/dev/null || true
 
 # Size: the bundle travels with the working tree (tracked + untracked, not
 # ignored files) under one limit.

@@ -1,4 +1,4 @@
-// drift SDK: the feature set of SPEC.md section 4, in one place.
+// drift SDK: the feature set of docs/method.md §4, in one place.
 //
 // An encoder computes feature maps; `feature_set` turns the encoder input and
 // those maps into the drift features (each a [G, L, N, D] tensor: G groups, L
@@ -69,7 +69,7 @@ absl::StatusOr<FeatureSetOptions> feature_set_options(const Params& p,
                                                       const std::vector<std::string>& available,
                                                       const std::string& where);
 
-// The feature set of SPEC.md section 4 (layout above). x: [G, N, C, H, W] (or
+// The feature set of docs/method.md §4 (layout above). x: [G, N, C, H, W] (or
 // [G, N, D]); maps: [G, N, C_i, H_i, W_i] each, in the order they are named.
 // Throws std::invalid_argument on a map whose leading dims are not x's [G, N].
 std::vector<Feature> feature_set(const torch::Tensor& x, const std::vector<FeatureMap>& maps,

@@ -1,4 +1,4 @@
-// drift SDK: the data that flows through a drift kernel (SPEC.md section 2).
+// drift SDK: the data that flows through a drift kernel (docs/method.md §2).
 #pragma once
 
 #include <torch/types.h>

@@ -1,4 +1,4 @@
-// drift SDK: the steps of SPEC.md section 2 that every plain drift kernel
+// drift SDK: the steps of docs/method.md §2 that every plain drift kernel
 // shares, so that a kernel plugin writes only what makes it different (how the
 // coefficients of each temperature come from the normalized distances).
 //
@@ -24,7 +24,7 @@
 
 namespace drift {
 
-// SPEC section 2 steps 1-3 for canonical inputs (canonicalize_drift_inputs).
+// docs/method.md §2 steps 1-3 for canonical inputs (canonicalize_drift_inputs).
 // T = Cg + Cn + Cp targets in the order [generated, extra negatives, positives].
 struct PreparedField {
   int64_t Cg = 0, Cn = 0, Cp = 0, S = 0;

@@ -1,4 +1,4 @@
-// drift SDK: normalization schemes (SPEC.md section 2 steps 3 and 5, eq. 18-25).
+// drift SDK: normalization schemes (docs/method.md §2 steps 3 and 5, eq. 18-25).
 #pragma once
 
 #include <torch/types.h>

@@ -1,4 +1,4 @@
-// drift SDK: encoders whose weights are trained by the framework (SPEC.md section 8).
+// drift SDK: encoders whose weights are trained by the framework (docs/method.md §8).
 //
 // An encoder plugin whose model needs pre-training (a masked autoencoder, a
 // contrastive encoder) derives from PretrainableEncoder instead of

@@ -66,18 +66,18 @@ std::vector<SectionSchema> build_schema() {
                    "Name of the dataset component (`drift-run --list-plugins` lists them).")}));
   out.push_back(plugin_section(
       "generator", "plugin",
-      "The generator network (SPEC section 7), plus that generator's parameters.",
+      "The generator network (docs/method.md §7), plus that generator's parameters.",
       {S::Required("plugin", ParamType::String, "Name of the generator component.")}));
   out.push_back(plugin_section(
       "encoder", "plugin",
-      "The feature encoder whose features the drift field is computed on (SPEC section 4), "
+      "The feature encoder whose features the drift field is computed on (docs/method.md §4), "
       "plus that encoder's parameters.",
       {S::String("plugin", "identity",
                  "Name of the encoder component; `identity` computes the field on the raw "
                  "samples.")}));
   out.push_back(plugin_section(
       "kernel", "plugin",
-      "The kernel of the drift field (SPEC section 2), plus that kernel's parameters. The "
+      "The kernel of the drift field (docs/method.md §2), plus that kernel's parameters. The "
       "temperatures are a framework key: every kernel computes all of them in one call and "
       "the normalizer combines them.",
       {S::String("plugin", "laplace", "Name of the kernel component."),
@@ -101,11 +101,11 @@ std::vector<SectionSchema> build_schema() {
            .non_negative()}));
   out.push_back(plugin_section(
       "normalizer", "plugin",
-      "How features and drifts are normalised and the per-temperature drifts combined (SPEC "
+      "How features and drifts are normalised and the per-temperature drifts combined (docs/method.md "
       "section 2), plus that normalizer's parameters.",
       {S::String("plugin", "feature_drift", "Name of the normalizer component.")}));
   out.push_back(plain_section(
-      "train", "The training loop: batch sizes, optimiser, guidance, queues (SPEC sections 5-7).",
+      "train", "The training loop: batch sizes, optimiser, guidance, queues (docs/method.md sections 5-7).",
       {S::Int("steps", 2000, "Optimiser steps.").at_least(1),
        S::Int("n_classes", 0,
               "Class labels drawn per step (N_c). 0: unconditional, the data's labels are "

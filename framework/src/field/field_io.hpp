@@ -1,5 +1,5 @@
 // The drift-field file layout (the layout of ../shared/golden/*.h5, see
-// SPEC.md section 2 and shared/golden/README.md).
+// docs/method.md §2 and shared/golden/README.md).
 //
 // Input, at the root of the file:
 //   gen [B, Cg, S], pos [B, Cp, S]        float32 or float64, required

@@ -1,4 +1,4 @@
-// The feature set of SPEC.md section 4 (layout documented in drift/features.hpp).
+// The feature set of docs/method.md §4 (layout documented in drift/features.hpp).
 #include "drift/features.hpp"
 
 #include <algorithm>
@@ -42,7 +42,7 @@ absl::StatusOr<FeatureSubset> parse_feature_subset(const std::string& s, const s
 
 std::vector<ParamSpec> feature_set_params() {
   return {ParamSpec::String("features", "a-d",
-                            "Per-map features (SPEC section 4, App. A.5): \"a,b\" per-location "
+                            "Per-map features (docs/method.md §4, App. A.5): \"a,b\" per-location "
                             "vectors + global mean/std; \"a-c\" adds 2x2-patch mean/std; \"a-d\" "
                             "adds 4x4-patch mean/std.")
               .one_of({"a,b", "a-c", "a-d"}),

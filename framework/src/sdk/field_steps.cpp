@@ -6,7 +6,7 @@
 
 namespace drift {
 namespace {
-constexpr double kMinSquaredDistance = 1e-8;  // SPEC step 2: d = sqrt(max(||.||^2, 1e-8))
+constexpr double kMinSquaredDistance = 1e-8;  // docs/method.md §2 step 2: d = sqrt(max(||.||^2, 1e-8))
 }  // namespace
 
 PreparedField prepare_field(const DriftInputs& in, const Normalizer& norm) {

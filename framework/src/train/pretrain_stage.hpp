@@ -1,4 +1,4 @@
-// The pre-training stage of a cell (SPEC.md section 8, drift/pretrain.hpp):
+// The pre-training stage of a cell (docs/method.md §8, drift/pretrain.hpp):
 // an encoder whose weights file does not exist yet is pre-trained once, on the
 // cell's dataset, and every later cell loads the file by path. drift-run
 // (train_cell) and drift-pretrain both call it.

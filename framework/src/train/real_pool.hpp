@@ -1,4 +1,4 @@
-// Real samples for a training step (SPEC.md section 6): per-class FIFO queues
+// Real samples for a training step (docs/method.md §6): per-class FIFO queues
 // and one global queue, refilled every step with the newest real samples and
 // sampled without replacement.
 #pragma once

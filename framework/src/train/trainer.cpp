@@ -62,7 +62,7 @@ torch::Tensor as_problems(const torch::Tensor& f) {
   return f.reshape({f.size(0) * f.size(1), f.size(2), f.size(3)});
 }
 
-// alpha ~ alpha^-k on [lo, hi] by inverse CDF (SPEC.md section 5); with
+// alpha ~ alpha^-k on [lo, hi] by inverse CDF (docs/method.md §5); with
 // probability p1, alpha = 1.
 double draw_alpha(at::Generator& rng, double lo, double hi, double k, double p1) {
   double u = torch::rand({1}, rng, torch::kFloat64).item<double>();
@@ -279,7 +279,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   auto enc_or = reg.make_encoder(cfg.encoder.name, cfg.encoder.params, ectx);
   if (!enc_or.ok()) return fail(enc_or.status());
   auto encoder = *enc_or;
-  // An encoder whose weights file is missing is pre-trained here, once (SPEC section 8).
+  // An encoder whose weights file is missing is pre-trained here, once (docs/method.md §8).
   auto pretrained = ensure_encoder_weights(cfg, reg, *encoder, device);
   if (!pretrained.ok()) return fail(pretrained.status());
   outcome.pretrain_time_s = pretrained->seconds;
@@ -518,7 +518,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       pos = torch::stack(pos_list);
       if (n_unc > 0) {
         neg = torch::stack(neg_list);
-        // w = (alpha - 1)(N_gen - 1) / N_unc (SPEC.md section 5)
+        // w = (alpha - 1)(N_gen - 1) / N_unc (docs/method.md §5)
         w_neg = ((alpha_t - 1.0) * static_cast<double>(n_gen - 1) / static_cast<double>(n_unc))
                     .unsqueeze(1)
                     .expand({G, n_unc});
@@ -535,7 +535,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     }
 
     // Generate (with gradient) and encode: generated samples WITH gradient,
-    // positives and negatives without (SPEC.md section 4).
+    // positives and negatives without (docs/method.md §4).
     std::string runaway;  // non-empty: the generated samples have run away from the data
     GenerateRequest req;
     req.n = G * n_gen;

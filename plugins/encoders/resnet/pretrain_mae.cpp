@@ -1,4 +1,4 @@
-// Masked-autoencoder pre-training of the ResNet (SPEC.md section 8): p x p
+// Masked-autoencoder pre-training of the ResNet (docs/method.md §8): p x p
 // input patches zeroed with probability mask_prob, a small U-Net-style decoder
 // reconstructs the image, L2 loss on the masked pixels.
 #include <torch/nn/functional/upsampling.h>

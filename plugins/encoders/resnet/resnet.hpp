@@ -1,4 +1,4 @@
-// The ResNet of the resnet encoders (SPEC.md section 8): GroupNorm, basic
+// The ResNet of the resnet encoders (docs/method.md §8): GroupNorm, basic
 // blocks, configurable stages; and its two pre-training methods.
 //
 //   stem:     conv3x3(C -> widths[0]), GroupNorm, ReLU          (full resolution)
@@ -72,7 +72,7 @@ auto with_seed(uint64_t seed, F f) {
 // GroupNorm with at most `groups` groups that divide `channels`.
 torch::nn::GroupNorm group_norm(int64_t groups, int64_t channels);
 
-// --- pre-training (SPEC.md section 8) -----------------------------------------
+// --- pre-training (docs/method.md §8) -----------------------------------------
 struct PretrainOptions {
   int64_t steps = 400;
   int64_t batch = 32;

@@ -3,7 +3,7 @@
 // batch [N, C, H, W] and returns its feature maps [N, C_i, H_i, W_i]: a dict
 // (the names in `outputs` pick the maps), a tuple or list (one name per
 // element, in order), or one tensor (one name). The maps go through the
-// feature set of SPEC.md section 4 (drift/features.hpp).
+// feature set of docs/method.md §4 (drift/features.hpp).
 #include <torch/script.h>
 
 #include <cstdio>

@@ -1,4 +1,4 @@
-// `dit`: the one-step image generator of SPEC.md section 7, a DiT (Peebles &
+// `dit`: the one-step image generator of docs/method.md §7, a DiT (Peebles &
 // Xie, "Scalable Diffusion Models with Transformers", models.py) with the
 // modernisations the drifting paper lists. Read top to bottom:
 //
@@ -20,7 +20,7 @@
 //     the sinusoids are already a multi-scale code of a scalar,
 //   - `style_count` random "style" embeddings: indices drawn per sample,
 //     uniformly, into a learned codebook of `style_codebook` entries, summed.
-//     They are extra noise entering through the condition (SPEC.md section 7).
+//     They are extra noise entering through the condition (docs/method.md §7).
 //
 // adaLN-zero: every modulation Linear starts at zero, so a fresh block is the
 // identity and a fresh model ignores c (and the in-context tokens). Unlike DiT,
@@ -342,7 +342,7 @@ DRIFT_PLUGIN("generator_dit", r) {
   using drift::ParamSpec;
   r.add_generator(
       "dit",
-      "DiT on patchified noise (SPEC 7): adaLN-zero on class + alpha + random style codes, "
+      "DiT on patchified noise (docs/method.md 7): adaLN-zero on class + alpha + random style codes, "
       "RMSNorm, SwiGLU, 2-D RoPE, QK-norm, in-context tokens; images [C, H, W]",
       {ParamSpec::Int("hidden", 128, "token width (divisible by heads)").at_least(4),
        ParamSpec::Int("depth", 4, "number of DiT blocks").in_range(1, 128),

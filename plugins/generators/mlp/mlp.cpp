@@ -1,4 +1,4 @@
-// `mlp`: a one-step generator for low-dimensional data (SPEC.md section 7,
+// `mlp`: a one-step generator for low-dimensional data (docs/method.md §7,
 // "small problems use an MLP"). noise -> [Linear -> act] x depth -> Linear.
 // Optional conditioning: a learned class embedding (when the data has classes)
 // and log(alpha) (the CFG strength), concatenated to the noise.

@@ -1,4 +1,4 @@
-// CUDA kernels of kernel "laplace" (SPEC.md section 2). No torch headers: the
+// CUDA kernels of kernel "laplace" (docs/method.md §2). No torch headers: the
 // caller (laplace_cuda.cpp) owns every buffer, calls the normalizer between the
 // stages and runs the matrix product K @ Yc (cuBLAS through at::bmm).
 //
@@ -21,7 +21,7 @@
 //  K          one warp per (row, temperature): log A = 0.5 max(logsm_t + logsm_i,
 //             log 1e-6), A *= w_t, Kn = -An rowsum(Ap), Kp = Ap rowsum(An), then
 //             rowsum(K) (double) is subtracted from K[i, i]: since Yc[b, i] =
-//             old_i - c_b, K' @ Yc = K @ Yc - rowsum(K) (old - c), the SPEC's
+//             old_i - c_b, K' @ Yc = K @ Yc - rowsum(K) (old - c), docs/method.md's
 //             translation-invariant form, in ONE product for all temperatures
 //             ([B, n*Cg, T] x [B, T, S], run by the caller).
 //  m_tau      mean((F / s)^2) per temperature: fixed grid of block sums, added
@@ -42,8 +42,8 @@
 namespace drift::laplace::cuda {
 namespace {
 
-constexpr double kMinSquaredDistance = 1e-8;  // SPEC step 2
-constexpr double kSelfExclusion = 100.0;      // SPEC step 4
+constexpr double kMinSquaredDistance = 1e-8;  // docs/method.md §2 step 2
+constexpr double kSelfExclusion = 100.0;      // docs/method.md §2 step 4
 
 constexpr int kThreads = 256;        // every kernel's block size
 constexpr int kTile = 32;            // distance tile: kTile rows x kTile columns
@@ -277,7 +277,7 @@ __global__ void __launch_bounds__(kThreads) coefficient_kernel(Shape sh, Buffers
   const T* lc = b.lzc + k * sh.B * Tn + bb * Tn;
   const T* w = b.w + bb * Tn;
   const T rm = b.rmin[r], lr = b.lzr[r * sh.n + k], itk = static_cast<T>(it.v[k]);
-  // log of the floor of softmax_t * softmax_i (-inf: none; SPEC: log 1e-6).
+  // log of the floor of softmax_t * softmax_i (-inf: none; docs/method.md: log 1e-6).
   const T log_floor = static_cast<T>(sh.log_min_product);
   T* Krow = b.K + ((bb * sh.n + k) * sh.Cg + i) * Tn;
 

@@ -1,4 +1,4 @@
-// CUDA implementation of kernel "laplace" (SPEC.md section 2), impl = "cuda"
+// CUDA implementation of kernel "laplace" (docs/method.md §2), impl = "cuda"
 // (and impl = "auto" on CUDA tensors). Same numbers as the plain LibTorch
 // reference in laplace.cpp and the fused CPU kernel (float32 ~1e-6 relative,
 // float64 ~1e-13).
@@ -52,7 +52,7 @@ struct Shape {
   int64_t B = 0, Cg = 0, Cn = 0, Cp = 0, S = 0;
   int64_t Tn = 0;  // Cg + Cn + Cp: targets per problem
   int n = 0;       // number of temperatures
-  // log of the floor of softmax_t * softmax_i (drift/affinity.hpp; SPEC:
+  // log of the floor of softmax_t * softmax_i (drift/affinity.hpp; docs/method.md:
   // log 1e-6); -infinity: no floor.
   double log_min_product = -std::numeric_limits<double>::infinity();
 };
@@ -85,7 +85,7 @@ struct Buffers {
 // Doubles of scratch `partials` must hold for this shape.
 int64_t workspace_doubles(const Shape& sh);
 
-// Stage 1: Yc, w, dn = distances (SPEC step 2) and scale (step 3).
+// Stage 1: Yc, w, dn = distances (docs/method.md §2 step 2) and scale (step 3).
 template <typename T>
 std::string distances(const Shape& sh, const Buffers<T>& b, CUstream_st* stream);
 

@@ -1,4 +1,4 @@
-// Fused CPU drift field (kernel "laplace", impl = "fused"). SPEC.md section 2,
+// Fused CPU drift field (kernel "laplace", impl = "fused"). docs/method.md §2,
 // the same numbers as the plain reference in laplace.cpp.
 //
 // Per problem b the targets Y = [old, neg, pos] (T = Cg + Cn + Cp rows) are
@@ -21,7 +21,7 @@
 //               (one exp each), Z_r = sum_t e_r^2, Z_c = sum_i e_c^2 (both
 //               softmax denominators around their maxima, numerically stable);
 //           K   A = max(e_r e_c / sqrt(Z_r Z_c), sqrt(floor)) = sqrt(max(softmax_t *
-//               softmax_i, floor)) exactly (floor: drift/affinity.hpp, SPEC 1e-6;
+//               softmax_i, floor)) exactly (floor: drift/affinity.hpp, docs/method.md 1e-6;
 //               with min_normalizer m > 0 first A = min(A, exp(-dn/tau) / sqrt(m))), An = A w_neg, Ap = A w_pos,
 //               K = Ap rowsum(An) - An rowsum(Ap) (the padding has w = 0);
 //           G   F_tau = (K @ (Y - c) - rowsum(K) (old - c)) / s, c = old row 0
@@ -71,8 +71,8 @@
 namespace drift::laplace {
 namespace {
 
-constexpr double kMinSquaredDistance = 1e-8;  // SPEC step 2
-constexpr double kSelfExclusion = 100.0;      // SPEC step 4
+constexpr double kMinSquaredDistance = 1e-8;  // docs/method.md §2 step 2
+constexpr double kSelfExclusion = 100.0;      // docs/method.md §2 step 4
 constexpr double kPadDistance = 1e30;         // dn in the padding columns
 
 constexpr int64_t kColAlign = 32;  // Tp is a multiple of it (2 float / 4 double vectors)

@@ -1,4 +1,4 @@
-// Fused CPU implementation of kernel "laplace" (SPEC.md section 2), selected with
+// Fused CPU implementation of kernel "laplace" (docs/method.md §2), selected with
 // the kernel parameter impl = "fused" (or "auto", the default, on CPU tensors).
 // Same numbers as the plain LibTorch reference in laplace.cpp (float32: ~1e-6
 // relative, float64: ~1e-13): one [B, Cg, T] distance buffer, per-problem

@@ -1,11 +1,11 @@
-// Kernel "mmd": the MMD-derived drift field of SPEC.md section 3 (paper App. C.2),
+// Kernel "mmd": the MMD-derived drift field of docs/method.md §3 (paper App. C.2),
 // in plain LibTorch ops: the gradient field of MMD^2 with an UNNORMALIZED
 // Gaussian kernel (no softmax anywhere).
 //
 // Formula. With the Gaussian kernel k(x, y) = exp(-||x - y||^2 / (2 tau^2)),
 // weighted empirical measures p = sum_p w_p delta(y_p) / W_p (positives) and
 // q = sum_n w_n delta(y_n) / W_n (negatives: the generated samples and the extra
-// negatives, as in SPEC step 1), and grad_x k(x, y) = k(x, y) (y - x) / tau^2,
+// negatives, as in docs/method.md §2 step 1), and grad_x k(x, y) = k(x, y) (y - x) / tau^2,
 // the drift of generated sample x_i is
 //
 //   V_tau(x_i) = 1/tau^2 * [ sum_{t in pos} w_t k(x_i, y_t) (y_t - x_i) / W_p
@@ -15,7 +15,7 @@
 // i.e. V = -(Cg / 2) * grad_{x_i} MMD^2_u(q, p) for equal weights (MMD^2_u: the
 // unbiased estimate, whose q-q term leaves out the pairs (i, i)); the weights
 // generalize it to weighted measures, so that CFG weights on the extra
-// negatives (SPEC section 5) make q the guided mixture. A sum with zero total
+// negatives (docs/method.md §5) make q the guided mixture. A sum with zero total
 // weight (no positives, or no other negative) contributes 0.
 //
 // Self-exclusion: the self column (t = i in the generated block) gets kernel
@@ -53,7 +53,7 @@ class MmdKernel : public drift::DriftKernel {
                               const drift::Normalizer& norm) const override {
     torch::NoGradGuard no_grad;
 
-    // --- SPEC steps 1-3: targets Y = [old, neg, pos], weights w, distances,
+    // --- docs/method.md §2 steps 1-3: targets Y = [old, neg, pos], weights w, distances,
     // feature normalization (drift/field_steps.hpp). ---
     const drift::PreparedField p = drift::prepare_field(in, norm);
     const int64_t Cg = p.Cg, Cn = p.Cn;
@@ -94,7 +94,7 @@ class MmdKernel : public drift::DriftKernel {
 
 DRIFT_PLUGIN("kernel_mmd", r) {
   r.add_kernel("mmd",
-               "MMD-derived field (SPEC 3, App. C.2): gradient field of MMD^2 with the "
+               "MMD-derived field (docs/method.md 3, App. C.2): gradient field of MMD^2 with the "
                "unnormalized Gaussian kernel exp(-dn^2/(2 tau^2)), no softmax; weighted means "
                "over positives minus over negatives (self excluded), times 1/tau^2",
                {}, [](const drift::Params&) -> absl::StatusOr<std::unique_ptr<drift::DriftKernel>> {

@@ -1,10 +1,10 @@
 // Kernel "sinkhorn": Sinkhorn drifting (arXiv 2603.12366) in the coordinates of
-// SPEC.md section 2. Docs: docs/guide/kernels.md.
+// docs/method.md §2. Docs: docs/guide/kernels.md.
 //
 // Per problem b and temperature tau (tau plays the role of the entropic
 // regularisation eps; one pair of plans per temperature):
 //  1. Targets, weights, distances d and the feature statistic `scale` exactly as
-//     SPEC steps 1-3 (and kernel laplace): the normalizer's feature() gives the
+//     docs/method.md §2 steps 1-3 (and kernel laplace): the normalizer's feature() gives the
 //     distance divisor (dn = d / divisor) and the coordinate divisor s.
 //  2. Cost C = dn^2 (parameter cost = "sqeuclidean", default: entropic W2, whose
 //     barycentric projection approximates the Brenier map) or C = dn
@@ -39,7 +39,7 @@
 //    receives mass only where the marginals force it (e.g. one generated sample
 //    and no negatives: then the repulsive barycentre is the sample itself and
 //    F = attraction only). Finite in every case, unlike an infinite cost.
-//  - "keep": the plain cost (d_ii = 1e-4 raw, as SPEC step 2); for ablations.
+//  - "keep": the plain cost (d_ii = 1e-4 raw, as docs/method.md §2 step 2); for ablations.
 //
 // Degenerate sides: if a problem has no positive mass (Cp = 0 or all w_pos = 0)
 // its attractive barycentre is x_i itself (no attraction), likewise for the
@@ -98,7 +98,7 @@ class SinkhornKernel : public drift::DriftKernel {
                               const drift::Normalizer& norm) const override {
     torch::NoGradGuard no_grad;
 
-    // --- SPEC steps 1-3: targets, distances, feature statistic, divisors. ---
+    // --- docs/method.md §2 steps 1-3: targets, distances, feature statistic, divisors. ---
     const drift::PreparedField p = drift::prepare_field(in, norm);
     const int64_t Cg = p.Cg, Cn = p.Cn, Cp = p.Cp;
     const torch::Tensor& old = p.old;
@@ -171,7 +171,7 @@ DRIFT_PLUGIN("kernel_sinkhorn", r) {
       "sinkhorn",
       "Sinkhorn drifting (arXiv 2603.12366): entropic OT plans gen->pos and gen->[gen, neg] "
       "(marginals ∝ w_gen / w_pos / [w_gen, w_neg]) by log-domain Sinkhorn with eps = each "
-      "temperature on the normalized cost (SPEC 2 steps 2-3); drift = barycentric projection "
+      "temperature on the normalized cost (docs/method.md 2 steps 2-3); drift = barycentric projection "
       "onto the positives minus onto the generated side, per temperature times the "
       "normalizer's drift factor, summed",
       {ParamSpec::Int("iterations", 50,
@@ -186,7 +186,7 @@ DRIFT_PLUGIN("kernel_sinkhorn", r) {
        ParamSpec::String("cost", "sqeuclidean",
                          "\"sqeuclidean\": cost dn^2 (entropic W2); \"euclidean\": cost dn "
                          "(the Laplace affinity of the default kernel); dn = normalized "
-                         "distance (SPEC 2 step 3)")
+                         "distance (docs/method.md 2 step 3)")
            .one_of({"sqeuclidean", "euclidean"}),
        ParamSpec::String("self_mass", "exclude",
                          "\"exclude\": a generated sample's own entry in the repulsive plan "
