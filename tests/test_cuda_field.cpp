@@ -210,16 +210,12 @@ TEST(CudaField, TranslationInvariant) {
   EXPECT_LE(rel_err(b.m_tau, a.m_tau), 1e-3);
 }
 
-// Golden cases (../shared/golden) through impl = "cuda", float32 and float64.
+// Golden cases (tests/golden, drift::test::golden_cases) through impl = "cuda",
+// float32 and float64.
 void run_golden(torch::ScalarType dtype, double tol) {
-  DRIFT_REQUIRE_SHARED();
-  namespace fs = std::filesystem;
-  std::vector<std::string> paths;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(fs::path(drift::test::shared_dir()) / "golden", ec))
-    if (e.path().extension() == ".h5") paths.push_back(e.path().string());
-  std::sort(paths.begin(), paths.end());
-  ASSERT_FALSE(paths.empty()) << "no golden case in " << drift::test::shared_dir() << "/golden";
+  auto cases = drift::test::golden_cases();
+  ASSERT_TRUE(cases.ok()) << cases.status();
+  const std::vector<std::string>& paths = *cases;
   const Poison poison;
   double worst = 0;
   for (const auto& path : paths) {

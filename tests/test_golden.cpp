@@ -1,6 +1,7 @@
-// Every golden case in ../shared/golden/*.h5 through kernel "laplace" +
-// normalizer "feature_drift", in float32 (1e-4 relative error) and float64
-// (1e-9), exactly as docs/method.md §2 and shared/golden/README.md state.
+// Every golden case (tests/golden/*.h5, and a second reference's cases when
+// DRIFT_EXTRA_GOLDEN_DIR names them) through kernel "laplace" + normalizer
+// "feature_drift", in float32 (1e-4 relative error) and float64 (1e-9), as
+// docs/method.md §2 and tests/golden/README.md state.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,14 +19,11 @@
 namespace {
 namespace fs = std::filesystem;
 
-std::vector<std::string> golden_cases() {
-  std::vector<std::string> out;
-  const fs::path dir = fs::path(drift::test::shared_dir()) / "golden";
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.path().extension() == ".h5") out.push_back(e.path().string());
-  std::sort(out.begin(), out.end());
-  return out;
+// The cases, failing the calling test when there are none.
+std::vector<std::string> cases_or_fail() {
+  auto cases = drift::test::golden_cases();
+  EXPECT_TRUE(cases.ok()) << cases.status();
+  return cases.ok() ? *cases : std::vector<std::string>{};
 }
 
 // ||out - ref|| / ||ref|| in float64 (absolute error where ||ref|| == 0).
@@ -39,9 +37,8 @@ double rel_err(const torch::Tensor& out, const torch::Tensor& ref) {
 
 // Every golden case through kernel laplace (impl = "plain" or "fused") + feature_drift.
 void run_golden(const std::string& impl, torch::ScalarType dtype, double tol) {
-  DRIFT_REQUIRE_SHARED();
-  const auto cases = golden_cases();
-  ASSERT_FALSE(cases.empty()) << "no *.h5 golden case in " << drift::test::shared_dir() << "/golden";
+  const auto cases = cases_or_fail();
+  ASSERT_FALSE(cases.empty());
 
   auto& reg = drift::test::default_registry();
   auto params = reg.validate(drift::ComponentKind::Kernel, "laplace", {{"impl", impl}}, "test");
@@ -93,10 +90,23 @@ TEST(Golden, PlainFloat32Within1e4) { run_golden("plain", torch::kFloat32, 1e-4)
 TEST(Golden, FusedFloat64Within1e9) { run_golden("fused", torch::kFloat64, 1e-9); }
 TEST(Golden, FusedFloat32Within1e4) { run_golden("fused", torch::kFloat32, 1e-4); }
 
+// Which references ran: the repository's cases always; a second, independent
+// set only where DRIFT_EXTRA_GOLDEN_DIR names one (skipped, and said, elsewhere).
+TEST(Golden, SecondReferenceCasesAreChecked) {
+  const std::string extra = drift::test::extra_golden_dir();
+  if (extra.empty())
+    GTEST_SKIP() << "no second reference (DRIFT_EXTRA_GOLDEN_DIR unset): only tests/golden checked";
+  const auto cases = cases_or_fail();
+  const auto n = std::count_if(cases.begin(), cases.end(), [&](const std::string& c) {
+    return c.rfind(extra, 0) == 0;
+  });
+  EXPECT_GT(n, 0) << extra;
+  std::cout << "[golden] second reference " << extra << ": " << n << " cases checked above\n";
+}
+
 // The tool itself, end to end, on one case: its OUT.h5 must match the golden file.
 TEST(Golden, DriftFieldToolMatchesGolden) {
-  DRIFT_REQUIRE_SHARED();
-  const auto cases = golden_cases();
+  const auto cases = cases_or_fail();
   ASSERT_FALSE(cases.empty());
   const drift::test::ScratchDir scratch("golden-tool");
   const std::string dir = scratch.path();

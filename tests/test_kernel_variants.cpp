@@ -167,13 +167,10 @@ TEST(KernelGeneral, DefaultsEqualLaplacePlain) {
 
 // The same through every golden case (float64, as test_golden).
 TEST(KernelGeneral, DefaultsReproduceTheGoldenCases) {
-  DRIFT_REQUIRE_SHARED();
-  namespace fs = std::filesystem;
+  auto cases = drift::test::golden_cases();
+  ASSERT_TRUE(cases.ok()) << cases.status();
   int n = 0;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(fs::path(drift::test::shared_dir()) / "golden", ec)) {
-    if (e.path().extension() != ".h5") continue;
-    const std::string path = e.path().string();
+  for (const std::string& path : *cases) {
     SCOPED_TRACE(path);
     auto raw = drift::field::read_field_inputs(path, torch::kFloat64);
     ASSERT_TRUE(raw.ok()) << raw.status();

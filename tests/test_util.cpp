@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <memory>
 #include <cstdio>
@@ -17,12 +18,31 @@
 namespace drift::test {
 namespace fs = std::filesystem;
 
-std::string shared_dir() {
-  if (const char* env = std::getenv("DRIFT_SHARED_DIR")) return env;
-  return fs::weakly_canonical(DRIFT_SHARED_DIR).string();
+std::string golden_dir() { return (fs::path(DRIFT_SOURCE_DIR) / "tests" / "golden").string(); }
+
+std::string extra_golden_dir() {
+  if (const char* env = std::getenv("DRIFT_EXTRA_GOLDEN_DIR"); env && *env) return env;
+  return DRIFT_EXTRA_GOLDEN_DIR;
 }
 
-bool shared_available() { return fs::exists(fs::path(shared_dir()) / "golden" / "README.md"); }
+absl::StatusOr<std::vector<std::string>> golden_cases() {
+  std::vector<std::string> all;
+  auto add_dir = [&all](const std::string& dir, const std::string& what) -> absl::Status {
+    std::vector<std::string> found;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec))
+      if (e.path().extension() == ".h5") found.push_back(e.path().string());
+    if (found.empty())
+      return absl::NotFoundError(dir + ": no *.h5 golden case (" + what + ")");
+    std::sort(found.begin(), found.end());
+    all.insert(all.end(), found.begin(), found.end());
+    return absl::OkStatus();
+  };
+  if (auto st = add_dir(golden_dir(), "the repository's cases"); !st.ok()) return st;
+  if (const std::string extra = extra_golden_dir(); !extra.empty())
+    if (auto st = add_dir(extra, "named by DRIFT_EXTRA_GOLDEN_DIR"); !st.ok()) return st;
+  return all;
+}
 
 runtime::Registry& default_registry() {
   static runtime::Registry* reg = [] {

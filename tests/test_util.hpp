@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "drift/dataset.hpp"
@@ -12,10 +13,15 @@
 
 namespace drift::test {
 
-// The repository's ../shared folder. Missing: the calling test fails in CI
-// (CI=true) and is skipped loudly elsewhere — use DRIFT_REQUIRE_SHARED().
-std::string shared_dir();
-bool shared_available();
+// Golden drift-field cases: every tests/golden/*.h5 of the repository, then
+// every *.h5 of a second directory written by an independent implementation
+// when DRIFT_EXTRA_GOLDEN_DIR names one (environment variable, else the CMake
+// cache variable of that name). Sorted per directory. An error when the
+// repository's directory has no case, or the extra directory is named but holds
+// none.
+absl::StatusOr<std::vector<std::string>> golden_cases();
+std::string golden_dir();        // <source>/tests/golden
+std::string extra_golden_dir();  // "" when none is named
 
 // A registry with the plugins built from plugins/ (the default discovery).
 runtime::Registry& default_registry();
@@ -36,15 +42,3 @@ std::string temp_dir(const std::string& tag);
 int run_command(const std::string& cmd, std::string* output);
 
 }  // namespace drift::test
-
-#define DRIFT_REQUIRE_SHARED()                                                          \
-  do {                                                                                  \
-    if (!::drift::test::shared_available()) {                                           \
-      const char* ci = std::getenv("CI");                                               \
-      if (ci && std::string(ci) == "true")                                              \
-        FAIL() << "shared/ not found at " << ::drift::test::shared_dir()                \
-               << " (expected ../shared beside the repository)";                        \
-      GTEST_SKIP() << "!!! shared/ not found at " << ::drift::test::shared_dir()        \
-                   << ": golden tests NOT RUN";                                         \
-    }                                                                                   \
-  } while (0)

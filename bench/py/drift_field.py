@@ -5,8 +5,13 @@ import math
 import torch
 
 
-def drift_field(gen, pos, neg=None, w_gen=None, w_pos=None, w_neg=None, temperatures=(0.02, 0.05, 0.2)):
-    """gen [B,Cg,S], pos [B,Cp,S], neg [B,Cn,S] -> (goal, V, m_tau[n], scale, s)."""
+def drift_field(gen, pos, neg=None, w_gen=None, w_pos=None, w_neg=None, temperatures=(0.02, 0.05, 0.2),
+                exact_distances=False):
+    """gen [B,Cg,S], pos [B,Cp,S], neg [B,Cn,S] -> (goal, V, m_tau[n], scale, s).
+
+    exact_distances: distances from explicit differences instead of torch.cdist
+    (whose matrix-product form loses digits for nearly equal points); the golden
+    cases (bench/py/make_golden.py) use it, the speed comparisons do not."""
     B, Cg, S = gen.shape
     old = gen.detach()
     if neg is None:
@@ -17,8 +22,12 @@ def drift_field(gen, pos, neg=None, w_gen=None, w_pos=None, w_neg=None, temperat
     Y = torch.cat([old, neg, pos], 1)
     w = torch.cat([w_gen, w_neg, w_pos], 1)
     n_neg = Cg + neg.shape[1]
-    d = torch.cdist(old, Y).clamp_min(0)  # sqrt(max(d2, 1e-8)) below
-    d = torch.sqrt(torch.clamp(d * d, min=1e-8))
+    if exact_distances:
+        d2 = ((old[:, :, None, :] - Y[:, None, :, :]) ** 2).sum(-1)
+    else:
+        d = torch.cdist(old, Y).clamp_min(0)
+        d2 = d * d
+    d = torch.sqrt(torch.clamp(d2, min=1e-8))
     scale = (d * w[:, None, :]).mean() / w.mean()
     s = torch.clamp(scale / math.sqrt(S), min=1e-3)
     dn = d / torch.clamp(scale, min=1e-3)

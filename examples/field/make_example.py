@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes two_gaussians.h5, the bundled drift-field example (golden layout, see
-../../../shared/golden/README.md): one problem (B = 1) in 2-D where the data p is
+../../tests/golden/README.md): one problem (B = 1) in 2-D where the data p is
 a mixture of two Gaussians (positives) and the generated samples q sit in one
 Gaussian between them. Optional datasets (neg, weight_*) are left out: they
 default to "no extra negatives" and "all weights 1".

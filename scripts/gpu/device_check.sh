@@ -75,7 +75,8 @@ export CMAKE_PREFIX_PATH="$bundle/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}" 
 export CUDACXX=$nvcc
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DDRIFT_PYTHON="$py" -DDRIFT_WITH_CUDA=ON -DDRIFT_CUDA_ARCHITECTURES="90-real;80-virtual" \
-  -DDRIFT_SHARED_DIR="$bundle/shared" -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
+  -DDRIFT_EXTRA_GOLDEN_DIR="$([ -d "$bundle/golden2" ] && echo "$bundle/golden2")" \
+  -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
   -DHDF5_ROOT="$libdir/hdf5/serial" -DHDF5_C_COMPILER_EXECUTABLE=/nonexistent/h5cc \
   -DHDF5_CXX_COMPILER_EXECUTABLE=/nonexistent/h5c++ > "$out/build.log" 2>&1 ||
   { tail -40 "$out/build.log"; die "cmake configure (build.log)"; }

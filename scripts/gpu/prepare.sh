@@ -8,7 +8,9 @@
 #   usr/lib/x86_64-linux-gnu/...  their libraries and CMake package files, as Debian
 #                                 lays them out, plus every shared library they need
 #                                 at run time that is not glibc / libstdc++ / libgcc
-#   shared/golden/                ../shared/golden (the golden drift-field cases)
+#   golden2/                      a second set of golden drift-field cases, copied from
+#                                 DRIFT_EXTRA_GOLDEN_DIR when that names one (optional;
+#                                 tests/golden travels with the working tree)
 #   MANIFEST                      what was taken from which Debian package
 #
 # The GPU machine (no internet, no Debian packages; its own nvcc, CMake, ninja,
@@ -23,7 +25,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
 bundle=${1:-gpu-bundle}
-shared=${DRIFT_SHARED_DIR:-$here/../shared}
+extra_golden=${DRIFT_EXTRA_GOLDEN_DIR:-}
 limit_mib=${DRIFT_CARRY_LIMIT_MIB:-64}
 arch=x86_64-linux-gnu
 
@@ -120,11 +122,12 @@ done < <(find "$bundle" -type l)
 dangling=$(find "$bundle" -xtype l)
 [ -z "$dangling" ] || die "dangling links in the bundle: $dangling"
 
-# The golden drift-field cases (tests read them through DRIFT_SHARED_DIR).
-[ -d "$shared/golden" ] || die "$shared/golden not found (set DRIFT_SHARED_DIR)"
-mkdir -p "$bundle/shared"
-cp -a "$shared/golden" "$bundle/shared/"
-cp -a "$shared/docs/method.md" "$bundle/shared/" 2>/dev/null || true
+# A second reference's golden cases (tests read them through DRIFT_EXTRA_GOLDEN_DIR).
+rm -rf "$bundle/golden2"
+if [ -n "$extra_golden" ]; then
+  [ -d "$extra_golden" ] || die "DRIFT_EXTRA_GOLDEN_DIR=$extra_golden is not a directory"
+  cp -a "$extra_golden" "$bundle/golden2"
+fi
 
 # Size: the bundle travels with the working tree (tracked + untracked, not
 # ignored files) under one limit.

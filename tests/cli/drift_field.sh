@@ -7,7 +7,6 @@
 # tests/test_golden.cpp checks them in C++ regardless.
 set -euo pipefail
 : "${DRIFT_SOURCE_DIR:?}" "${DRIFT_BINARY_DIR:?}"
-shared=${DRIFT_SHARED_DIR:-$DRIFT_SOURCE_DIR/../shared}
 tool=$DRIFT_BINARY_DIR/bin/drift-field
 [ -x "$tool" ] || { echo "FAIL: $tool not built"; exit 1; }
 tmp=$(mktemp -d /tmp/drift-field-cli-XXXXXX)
@@ -34,28 +33,25 @@ grep -q "normalizer none, float32" "$tmp/ex1.txt" && grep -q "m_tau: tau=0.1 -> 
   || { cat "$tmp/ex1.txt"; fail "flags not honoured"; }
 
 # --- success: a golden case, values checked when h5py is around ----------------------
-if [ -f "$shared/golden/cfg_weighted.h5" ]; then
-  case_file=$shared/golden/cfg_weighted.h5
-  "$tool" "$case_file" "$tmp/g.h5" > "$tmp/g.txt" 2>&1 || { cat "$tmp/g.txt"; fail "golden run failed"; }
-  grep -q "B=4 problems, Cg=16 generated, Cp=12 positives, Cn=5 negatives, S=7 dims" "$tmp/g.txt" \
-    || { cat "$tmp/g.txt"; fail "summary does not match the golden case sizes"; }
-  if [ -n "$py" ]; then
-    "$py" - "$case_file" "$tmp/g.h5" << 'PY' || fail "drift-field output differs from the golden values"
+case_file=$DRIFT_SOURCE_DIR/tests/golden/cfg_weighted.h5
+[ -f "$case_file" ] || fail "$case_file missing"
+"$tool" "$case_file" "$tmp/g.h5" > "$tmp/g.txt" 2>&1 || { cat "$tmp/g.txt"; fail "golden run failed"; }
+grep -q "B=4 problems, Cg=16 generated, Cp=12 positives, Cn=5 negatives, S=7 dims" "$tmp/g.txt" \
+  || { cat "$tmp/g.txt"; fail "summary does not match the golden case sizes"; }
+if [ -n "$py" ]; then
+  "$py" - "$case_file" "$tmp/g.h5" << 'PY' || fail "drift-field output differs from the golden values"
 import sys, h5py, numpy as np
 ref, out = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
 for k in ["goal", "V", "loss", "scale", "loss_per_temperature"]:
-    r, o = ref["expected/" + k][()], out[k][()]
-    assert o.dtype == np.float64, (k, o.dtype)
-    assert r.shape == o.shape, (k, r.shape, o.shape)
-    e = np.linalg.norm(np.ravel(o - r)) / np.linalg.norm(np.ravel(r))
-    assert e < 1e-9, (k, e)
+  r, o = ref["expected/" + k][()], out[k][()]
+  assert o.dtype == np.float64, (k, o.dtype)
+  assert r.shape == o.shape, (k, r.shape, o.shape)
+  e = np.linalg.norm(np.ravel(o - r)) / np.linalg.norm(np.ravel(r))
+  assert e < 1e-9, (k, e)
 print("golden values match (float64, < 1e-9)")
 PY
-  else
-    echo "note: no python3 with h5py; value check left to test_golden"
-  fi
 else
-  echo "note: $shared/golden not found; golden CLI check skipped"
+  echo "note: no python3 with h5py; value check left to test_golden"
 fi
 
 # --- failures ------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-// The drift-field file layout (the layout of ../shared/golden/*.h5, see
-// docs/method.md §2 and shared/golden/README.md).
+// The drift-field file layout (the layout of tests/golden/*.h5, see
+// docs/method.md §2 and tests/golden/README.md).
 //
 // Input, at the root of the file:
 //   gen [B, Cg, S], pos [B, Cp, S]        float32 or float64, required

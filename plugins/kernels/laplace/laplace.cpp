@@ -4,7 +4,7 @@
 // This is the REFERENCE implementation: fused CPU and CUDA kernels are tested
 // against it, so it reads top to bottom as docs/method.md steps, one block per step.
 // It works in the dtype of its inputs (float32 or float64; float64 reproduces
-// the golden cases in ../shared/golden to ~1e-15) on the inputs' device.
+// the golden cases in tests/golden to ~1e-15) on the inputs' device.
 //
 // Memory: O(B * Cg * T) for the distance/affinity matrices (T = Cg + Cn + Cp);
 // the [B, Cg, T, S] difference tensor is never materialised.
