@@ -46,10 +46,12 @@ absl::StatusOr<std::vector<uint8_t>> read_gz(const std::string& file) {
   while ((n = gzread(gz, buf.data(), static_cast<unsigned>(buf.size()))) > 0)
     out.insert(out.end(), buf.begin(), buf.begin() + n);
   int errnum = Z_OK;
+  // gzerror's string belongs to the gzFile: copy it before gzclose frees it.
   const char* msg = gzerror(gz, &errnum);
+  const std::string zlib_msg = (msg && *msg) ? msg : "error";
   gzclose(gz);
   if (n < 0 || (errnum != Z_OK && errnum != Z_STREAM_END))
-    return file_error(file, absl::StrCat("corrupt gzip data (zlib: ", msg ? msg : "error", ")"));
+    return file_error(file, absl::StrCat("corrupt gzip data (zlib: ", zlib_msg, ")"));
   return out;
 }
 
