@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Drift field (docs/method.md 2, float32, 3 temperatures) on workloads W1-W3: drift's
+# Drift field (docs/method.md §2, float32, 3 temperatures) on workloads W1-W3: drift's
 # plain and fused kernels and the GEMM floor (bench_drift_field), then the same
 # math in PyTorch eager and torch.compile (bench/py/compare_drift_field.py), in
 # one run with the same thread count; prints one table with the ratios, then
