@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every experiment file under experiments/ passes drift-run --dry-run, and the
-# image experiments of issue 4 resolve to the cells they are meant to have:
+# image experiments resolve to the cells they are meant to have:
 # ablation_encoders(_quick).toml one cell per encoder (and seed) with each
 # ResNet's own [encoder.<name>] settings, fmnist_cfg.toml one cell per seed with several alphas, and
 # imagenet_latent_ablation.toml (the paper's Table 8 default) without its
