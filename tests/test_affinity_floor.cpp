@@ -5,7 +5,7 @@
 //  - kernel laplace with min_normalizer = 1e-12, no floor, no normalization is
 //    the authors' toy-demo field, written out here from its definition;
 //  - kernel general ("both") takes the same parameters and gives laplace's numbers;
-//  - the collapse mechanism at a toy batch shape: with docs/method.md floor 1e-6 the
+//  - the collapse mechanism at a toy batch shape: with the default floor 1e-6 the
 //    drift of a tight cloud between two modes points to the positives' mean
 //    (the cloud contracts onto the midpoint); without it each half of the
 //    cloud is pulled toward its nearer mode;
@@ -35,7 +35,7 @@ using ParamMap = std::map<std::string, ParamValue>;
 const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
 
 TEST(AffinityFloor, ProductFloorOfAProblemShape) {
-  AffinityFloor f;  // docs/method.md default
+  AffinityFloor f;  // the default of docs/method.md §2 step 5
   EXPECT_EQ(f.product_floor(512, 1024), 1e-6);
   f.relative = true;
   f.min_affinity = 1e-2;
@@ -158,7 +158,7 @@ double share_outward(const ParamMap& kp) {
 }
 
 TEST(AffinityFloor, TheSpecFloorPullsATightCloudToTheMidpointAtToyBatchShapes) {
-  const double floored = share_outward({});  // docs/method.md: 1e-6 absolute
+  const double floored = share_outward({});  // the default: 1e-6 absolute
   const double none = share_outward({{"min_affinity", ParamValue(0.0)}});
   std::cout << "share of the cloud drifting toward its nearer mode: floor 1e-6 " << floored
             << ", no floor " << none << "\n";

@@ -116,7 +116,7 @@ DriftInputs random_inputs(int64_t B, int64_t Cg, int64_t Cp, int64_t Cn, int64_t
 
 // ------------------------------------------------ general (defaults) == laplace
 
-// The defaults are docs/method.md field: identical to laplace's plain reference on
+// The defaults are the field of docs/method.md §2: identical to laplace's plain reference on
 // random inputs, extreme regimes included, with both normalizers.
 TEST(KernelGeneral, DefaultsEqualLaplacePlain) {
   std::vector<Case> cases = {

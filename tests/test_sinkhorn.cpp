@@ -258,7 +258,7 @@ TEST(Sinkhorn, HandComputedTwoByTwo) {
   EXPECT_NEAR(ex.V[0][0][0].item<double>(), bp1 - 1.0, 1e-10);
   EXPECT_NEAR(ex.V[0][1][0].item<double>(), bp2 - 0.0, 1e-10);
   const auto keep = sinkhorn(in, with(tight(), "self_mass", ParamValue(std::string("keep"))), "none");
-  // C-_ii = 1e-8 (the method's distance floor), not 0: a 1e-8 effect.
+  // C-_ii = 1e-8 (the distance floor of docs/method.md §2 step 2), not 0: a 1e-8 effect.
   EXPECT_NEAR(keep.V[0][0][0].item<double>(), bp1 - 1 / (1 + e), 1e-7);
   EXPECT_NEAR(keep.V[0][1][0].item<double>(), bp2 - e / (1 + e), 1e-7);
   EXPECT_NEAR(ex.m_tau[0].item<double>(),

@@ -1,11 +1,12 @@
 // The numerics the toy experiment files use (no affinity floor, the paper's
-// temperatures) train sharp toys, and docs/method.md floor at the same batch shape
+// temperatures) train sharp toys, and the default affinity floor 1e-6
+// (docs/method.md §2) at the same batch shape
 // collapses them (issue "Toys as the paper shows them"; docs/guide/kernels.md, "The
 // affinity floor"):
 //
 //  - Fig. 3 with particles, all three initialisations (between the modes, far
 //    away, on one mode): each mode holds >= 42% of the samples within 1.5 of
-//    its centre and <= 10% lie near neither; with docs/method.md floor the "between"
+//    its centre and <= 10% lie near neither; with the 1e-6 floor the "between"
 //    start ends on the midpoint;
 //  - an MLP on a point cloud a user would bring (`points`, an HDF5 file written
 //    here): three Gaussians of unequal weights, far apart relative to their
@@ -114,7 +115,7 @@ TEST(ToyNumerics, Fig3ParticlesCollapseOntoTheMidpointWithTheSpecFloor) {
   const torch::Tensor x =
       final_samples(make_cfg(fig3("[0.0, 0.0]", "min_affinity = 1e-6"), "/tmp/fig3f.toml"));
   const double at_mid = (x.norm(2, 1) < 0.5).to(torch::kFloat64).mean().item<double>();
-  std::cout << "docs/method.md floor, start between the modes: " << at_mid << " within 0.5 of (0, 0)\n";
+  std::cout << "floor 1e-6, start between the modes: " << at_mid << " within 0.5 of (0, 0)\n";
   EXPECT_GT(at_mid, 0.8);
 }
 

@@ -93,7 +93,7 @@ TEST(Train, LogsEveryDocumentedColumn) {
   EXPECT_DOUBLE_EQ(col(rec.train_table(), 0, "lr"), 0.001);
   EXPECT_DOUBLE_EQ(col(rec.train_table(), 5, "lr"), 0.002);
   // The loss is the mean of V^2 with V a sum of 3 unit-RMS drifts: between 0 and
-  // 3^2 by Cauchy-Schwarz, and not small (docs/method.md 2.6: it is not a convergence signal).
+  // 3^2 by Cauchy-Schwarz, and not small (docs/method.md §2 step 6: it is not a convergence signal).
   for (size_t r = 0; r < rec.train_table().rows(); ++r) {
     EXPECT_GT(col(rec.train_table(), r, "loss"), 1.0);
     EXPECT_LE(col(rec.train_table(), r, "loss"), 9.0 + 1e-4);

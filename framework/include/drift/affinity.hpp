@@ -5,7 +5,7 @@
 //   A = sqrt(max(softmax_t(logits) * softmax_i(logits), floor))
 //     = k / sqrt(rowsum(k) * colsum(k))   with k = exp(logits), above the floor
 //
-// docs/method.md floor is the absolute 1e-6 (the golden cases use it). At toy batch
+// docs/method.md §2 gives an absolute floor of 1e-6 (the golden cases use it). At toy batch
 // shapes it is not harmless: with T targets per row and Cg rows, a uniform
 // affinity product is 1 / (Cg * T), which is below 1e-6 as soon as Cg * T >
 // 1e6 (512 particles and 1024 targets: 1.9e-6). Every distant target then gets
@@ -54,7 +54,7 @@ absl::StatusOr<AffinityFloor> affinity_floor_from_params(const Params& p,
 // finite: log A = 0.5 * max(log softmax_t + log softmax_i, log floor), and with
 // min_normalizer > 0, log A = 0.5 * max(2 logits - max(lse_t + lse_i,
 // log min_normalizer), log floor). With the default floor this is bit for bit
-// docs/method.md formula.
+// the formula of docs/method.md §2 step 5.
 torch::Tensor doubly_normalized_affinity(const torch::Tensor& logits, const AffinityFloor& f);
 
 }  // namespace drift

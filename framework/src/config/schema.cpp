@@ -102,10 +102,10 @@ std::vector<SectionSchema> build_schema() {
   out.push_back(plugin_section(
       "normalizer", "plugin",
       "How features and drifts are normalised and the per-temperature drifts combined (docs/method.md "
-      "section 2), plus that normalizer's parameters.",
+      "§2), plus that normalizer's parameters.",
       {S::String("plugin", "feature_drift", "Name of the normalizer component.")}));
   out.push_back(plain_section(
-      "train", "The training loop: batch sizes, optimiser, guidance, queues (docs/method.md sections 5-7).",
+      "train", "The training loop: batch sizes, optimiser, guidance, queues (docs/method.md §5-§7).",
       {S::Int("steps", 2000, "Optimiser steps.").at_least(1),
        S::Int("n_classes", 0,
               "Class labels drawn per step (N_c). 0: unconditional, the data's labels are "

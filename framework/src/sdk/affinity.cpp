@@ -20,7 +20,7 @@ double AffinityFloor::product_floor(int64_t Cg, int64_t T) const {
 std::vector<ParamSpec> with_affinity_floor_params(std::vector<ParamSpec> own) {
   std::vector<ParamSpec> floor = {
       ParamSpec::Float("min_affinity", 1e-6,
-                       "floor of softmax_t * softmax_i in A = sqrt(max(., floor)) (docs/method.md 2 step "
+                       "floor of softmax_t * softmax_i in A = sqrt(max(., floor)) (docs/method.md §2 step "
                        "5: 1e-6); 0: no floor. At toy batch shapes the absolute 1e-6 floors "
                        "every distant target and collapses tight initialisations "
                        "(docs/guide/kernels.md)")

@@ -2,7 +2,7 @@
 // `mae_resnet` and `contrastive_resnet` (weights pre-trained by this framework,
 // docs/method.md §8, loaded from a file with a checksum). All three run the
 // ResNet of resnet.hpp on the samples and return the feature set of docs/method.md
-// section 4 (drift/features.hpp) of its maps s1, s2, ... (and s<i>b<j>).
+// §4 (drift/features.hpp) of its maps s1, s2, ... (and s<i>b<j>).
 #include <unistd.h>
 
 #include <cstdio>

@@ -342,7 +342,7 @@ DRIFT_PLUGIN("generator_dit", r) {
   using drift::ParamSpec;
   r.add_generator(
       "dit",
-      "DiT on patchified noise (docs/method.md 7): adaLN-zero on class + alpha + random style codes, "
+      "DiT on patchified noise (docs/method.md §7): adaLN-zero on class + alpha + random style codes, "
       "RMSNorm, SwiGLU, 2-D RoPE, QK-norm, in-context tokens; images [C, H, W]",
       {ParamSpec::Int("hidden", 128, "token width (divisible by heads)").at_least(4),
        ParamSpec::Int("depth", 4, "number of DiT blocks").in_range(1, 128),

@@ -7,7 +7,7 @@
 //  - `normalization` (step 5, how the affinities A are normalized):
 //      "both"    (default) A = sqrt(max(softmax_t(logits) * softmax_i(logits), floor)):
 //                softmax over the targets axis AND over the generated-sample axis,
-//                geometric mean; the floor (docs/method.md 1e-6) and the normalizer clamp
+//                geometric mean; the floor (1e-6, docs/method.md §2) and the normalizer clamp
 //                are the parameters min_affinity, min_affinity_mode and
 //                min_normalizer of drift/affinity.hpp, as in kernel "laplace";
 //      "targets" A = softmax_t(logits): over the targets axis only;
@@ -27,8 +27,8 @@
 //        V- = sum_{t in gen, neg} -Kn[i,t] (Y_t/s - old_i/s)    (repulsion),
 //    with Kn, Kp exactly as in docs/method.md §2 step 5. Each part carries its own share of
 //    the translation-invariance term (rowsum(Kp) * old and rowsum(Kn) * old),
-//    so each is translation-invariant on its own; in code this is docs/method.md
-//    formula F = K' @ (Y/s) - rowsum(K') * (old/s) with K' = [r * Kn, a * Kp].
+//    so each is translation-invariant on its own; in code this is the
+//    formula of docs/method.md §2 step 5, F = K' @ (Y/s) - rowsum(K') * (old/s) with K' = [r * Kn, a * Kp].
 //    a = r = 1 is the default field bit for bit (K' = K); r = 0 is
 //    attraction-only. For a != r, rowsum(K') is no longer ~0 and the field is
 //    no longer anti-symmetric: that is the ablation.
@@ -50,7 +50,7 @@
 
 namespace {
 
-// docs/method.md constants.
+// Constants of docs/method.md §2.
 constexpr double kSelfExclusion = 100.0;      // step 4: added to dn[b, i, i]
 
 enum class Normalization { kBoth, kTargets, kNone };
@@ -92,7 +92,7 @@ class GeneralKernel : public drift::DriftKernel {
       const torch::Tensor An = A.narrow(2, 0, Cg + Cn);                    // gen, neg
       const torch::Tensor Ap = A.narrow(2, Cg + Cn, A.size(2) - Cg - Cn);  // pos
 
-      // docs/method.md coefficients Kn = -An * rowsum(Ap), Kp = Ap * rowsum(An), then the
+      // The coefficients of docs/method.md §2 step 5, Kn = -An * rowsum(Ap), Kp = Ap * rowsum(An), then the
       // repulsion part scaled by r, the attraction part by a: K' = [r Kn, a Kp].
       const torch::Tensor Kn = -An * Ap.sum(2, /*keepdim=*/true);
       const torch::Tensor Kp = Ap * An.sum(2, /*keepdim=*/true);
@@ -143,12 +143,12 @@ class GeneralKernel : public drift::DriftKernel {
 DRIFT_PLUGIN("kernel_general", r) {
   r.add_kernel(
       "general",
-      "drift field of docs/method.md 2 with the ablations of docs/method.md 3 (plain LibTorch ops): kernel "
+      "drift field of docs/method.md §2 with the ablations of §3 (plain LibTorch ops): kernel "
       "normalization (both/targets/none), shape (laplace/gaussian), field a*V+ - r*V- with "
       "attraction a and repulsion r; the defaults equal kernel laplace",
       drift::with_affinity_floor_params({drift::ParamSpec::String("normalization", "both",
                                 "\"both\": softmax over targets AND generated samples, "
-                                "geometric mean (docs/method.md 2, default); \"targets\": softmax over "
+                                "geometric mean (docs/method.md §2, default); \"targets\": softmax over "
                                 "the targets only; \"none\": raw exp(logits)")
            .one_of({"both", "targets", "none"}),
        drift::ParamSpec::String("shape", "laplace",

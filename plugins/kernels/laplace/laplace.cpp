@@ -2,7 +2,7 @@
 // plain LibTorch ops.
 //
 // This is the REFERENCE implementation: fused CPU and CUDA kernels are tested
-// against it, so it reads top to bottom as docs/method.md steps, one block per step.
+// against it, so it reads top to bottom as the steps of docs/method.md §2, one block per step.
 // It works in the dtype of its inputs (float32 or float64; float64 reproduces
 // the golden cases in tests/golden to ~1e-15) on the inputs' device.
 //
@@ -21,8 +21,8 @@
 //  - "plain": always the plain code below.
 //
 // The affinity floor (drift/affinity.hpp: min_affinity, min_affinity_mode,
-// min_normalizer) is a parameter of every path; the defaults are docs/method.md's
-// 1e-6. The fused and CUDA kernels take min_affinity in either mode; the
+// min_normalizer) is a parameter of every path; the default is the 1e-6 of
+// docs/method.md §2 step 5. The fused and CUDA kernels take min_affinity in either mode; the
 // fused kernel also takes min_normalizer > 0 (the authors' toy-demo clamp);
 // the CUDA kernel does not ("auto" computes it with the plain code on CUDA
 // tensors, "cuda" refuses it).
@@ -40,7 +40,7 @@
 
 namespace {
 
-// docs/method.md constants.
+// Constants of docs/method.md §2.
 constexpr double kSelfExclusion = 100.0;      // step 4: added to dn[b, i, i]
 
 #ifdef DRIFT_LAPLACE_CUDA
@@ -117,8 +117,8 @@ class LaplaceKernel : public drift::DriftKernel {
       // softmaxes below stay defined.
       const torch::Tensor logits = torch::nan_to_num(-dn / tau);  // [B, Cg, T]
 
-      // A = sqrt(max(softmax_t(logits) * softmax_i(logits), floor)) (docs/method.md floor
-      // 1e-6), evaluated in the log domain (drift/affinity.hpp): far-apart
+      // A = sqrt(max(softmax_t(logits) * softmax_i(logits), floor)) (default floor
+      // 1e-6, docs/method.md §2), evaluated in the log domain (drift/affinity.hpp): far-apart
       // inputs (all exp(logits) underflowing) still give finite values.
       torch::Tensor A = drift::doubly_normalized_affinity(logits, floor_);
 
@@ -148,7 +148,7 @@ class LaplaceKernel : public drift::DriftKernel {
 
 DRIFT_PLUGIN("kernel_laplace", r) {
   r.add_kernel("laplace",
-               "default drift field (docs/method.md 2): Laplace kernel exp(-d/tau), softmax over targets "
+               "default drift field (docs/method.md §2): Laplace kernel exp(-d/tau), softmax over targets "
                "and samples, all temperatures summed (CUDA kernel, fused CPU kernel, or the "
                "plain LibTorch reference)",
                drift::with_affinity_floor_params({drift::ParamSpec::String("impl", "auto",

@@ -21,8 +21,8 @@
 //  K          one warp per (row, temperature): log A = 0.5 max(logsm_t + logsm_i,
 //             log 1e-6), A *= w_t, Kn = -An rowsum(Ap), Kp = Ap rowsum(An), then
 //             rowsum(K) (double) is subtracted from K[i, i]: since Yc[b, i] =
-//             old_i - c_b, K' @ Yc = K @ Yc - rowsum(K) (old - c), docs/method.md's
-//             translation-invariant form, in ONE product for all temperatures
+//             old_i - c_b, K' @ Yc = K @ Yc - rowsum(K) (old - c), the
+//             translation-invariant form of docs/method.md §2 step 5, in ONE product for all temperatures
 //             ([B, n*Cg, T] x [B, T, S], run by the caller).
 //  m_tau      mean((F / s)^2) per temperature: fixed grid of block sums, added
 //             up in a fixed order (results do not vary between runs). The caller
@@ -277,7 +277,7 @@ __global__ void __launch_bounds__(kThreads) coefficient_kernel(Shape sh, Buffers
   const T* lc = b.lzc + k * sh.B * Tn + bb * Tn;
   const T* w = b.w + bb * Tn;
   const T rm = b.rmin[r], lr = b.lzr[r * sh.n + k], itk = static_cast<T>(it.v[k]);
-  // log of the floor of softmax_t * softmax_i (-inf: none; docs/method.md: log 1e-6).
+  // log of the floor of softmax_t * softmax_i (-inf: none; default log 1e-6, docs/method.md §2).
   const T log_floor = static_cast<T>(sh.log_min_product);
   T* Krow = b.K + ((bb * sh.n + k) * sh.Cg + i) * Tn;
 

@@ -52,8 +52,8 @@ struct Shape {
   int64_t B = 0, Cg = 0, Cn = 0, Cp = 0, S = 0;
   int64_t Tn = 0;  // Cg + Cn + Cp: targets per problem
   int n = 0;       // number of temperatures
-  // log of the floor of softmax_t * softmax_i (drift/affinity.hpp; docs/method.md:
-  // log 1e-6); -infinity: no floor.
+  // log of the floor of softmax_t * softmax_i (drift/affinity.hpp; default log 1e-6,
+  // docs/method.md §2); -infinity: no floor.
   double log_min_product = -std::numeric_limits<double>::infinity();
 };
 

@@ -21,7 +21,7 @@
 //               (one exp each), Z_r = sum_t e_r^2, Z_c = sum_i e_c^2 (both
 //               softmax denominators around their maxima, numerically stable);
 //           K   A = max(e_r e_c / sqrt(Z_r Z_c), sqrt(floor)) = sqrt(max(softmax_t *
-//               softmax_i, floor)) exactly (floor: drift/affinity.hpp, docs/method.md 1e-6;
+//               softmax_i, floor)) exactly (floor: drift/affinity.hpp, default 1e-6;
 //               with min_normalizer m > 0 first A = min(A, exp(-dn/tau) / sqrt(m))), An = A w_neg, Ap = A w_pos,
 //               K = Ap rowsum(An) - An rowsum(Ap) (the padding has w = 0);
 //           G   F_tau = (K @ (Y - c) - rowsum(K) (old - c)) / s, c = old row 0

@@ -94,7 +94,7 @@ class MmdKernel : public drift::DriftKernel {
 
 DRIFT_PLUGIN("kernel_mmd", r) {
   r.add_kernel("mmd",
-               "MMD-derived field (docs/method.md 3, App. C.2): gradient field of MMD^2 with the "
+               "MMD-derived field (docs/method.md §3, App. C.2): gradient field of MMD^2 with the "
                "unnormalized Gaussian kernel exp(-dn^2/(2 tau^2)), no softmax; weighted means "
                "over positives minus over negatives (self excluded), times 1/tau^2",
                {}, [](const drift::Params&) -> absl::StatusOr<std::unique_ptr<drift::DriftKernel>> {

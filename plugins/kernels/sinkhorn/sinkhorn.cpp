@@ -171,7 +171,7 @@ DRIFT_PLUGIN("kernel_sinkhorn", r) {
       "sinkhorn",
       "Sinkhorn drifting (arXiv 2603.12366): entropic OT plans gen->pos and gen->[gen, neg] "
       "(marginals ∝ w_gen / w_pos / [w_gen, w_neg]) by log-domain Sinkhorn with eps = each "
-      "temperature on the normalized cost (docs/method.md 2 steps 2-3); drift = barycentric projection "
+      "temperature on the normalized cost (docs/method.md §2 steps 2-3); drift = barycentric projection "
       "onto the positives minus onto the generated side, per temperature times the "
       "normalizer's drift factor, summed",
       {ParamSpec::Int("iterations", 50,
@@ -186,7 +186,7 @@ DRIFT_PLUGIN("kernel_sinkhorn", r) {
        ParamSpec::String("cost", "sqeuclidean",
                          "\"sqeuclidean\": cost dn^2 (entropic W2); \"euclidean\": cost dn "
                          "(the Laplace affinity of the default kernel); dn = normalized "
-                         "distance (docs/method.md 2 step 3)")
+                         "distance (docs/method.md §2 step 3)")
            .one_of({"sqeuclidean", "euclidean"}),
        ParamSpec::String("self_mass", "exclude",
                          "\"exclude\": a generated sample's own entry in the repulsive plan "

@@ -1,5 +1,5 @@
 // Normalizers (docs/method.md §2 steps 3 and 5, eq. 18-25; variants of docs/method.md
-// section 3), each a combination of two independent halves:
+// §3), each a combination of two independent halves:
 //  - the feature half (how distances and coordinates are divided):
 //      normalized: distance divisor max(scale, 1e-3), coordinate divisor
 //                  s = max(scale / sqrt(S), 1e-3)             (eq. 18-21)
@@ -72,7 +72,7 @@ void add(drift::Registrar& r, const char* name, const char* doc, FeatureHalf fea
 
 DRIFT_PLUGIN("normalizer_feature_drift", r) {
   add(r, "feature_drift",
-      "default (docs/method.md 2, eq. 18-25): distances / max(scale, 1e-3), coordinates / "
+      "default (docs/method.md §2, eq. 18-25): distances / max(scale, 1e-3), coordinates / "
       "max(scale/sqrt(S), 1e-3), each drift * 1/sqrt(max(m_tau, 1e-8))",
       normalized_feature, normalized_drift);
   add(r, "feature_only",
