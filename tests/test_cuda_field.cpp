@@ -241,7 +241,7 @@ void run_golden(torch::ScalarType dtype, double tol) {
       EXPECT_TRUE(t.is_cuda()) << name;
       const double e = rel_err(t, *ref);
       worst = std::max(worst, e);
-      EXPECT_LE(e, tol) << fs::path(path).filename().string() << ": '" << name
+      EXPECT_LE(e, tol) << std::filesystem::path(path).filename().string() << ": '" << name
                         << "' relative error " << e;
     }
   }

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -202,6 +203,10 @@ TEST(FashionMnist, CorruptFilesNameThePathAndThePackage) {
     EXPECT_TRUE(contains(s.status(), "dataset-fashion-mnist")) << msg;
     EXPECT_TRUE(contains(s.status(), c.message)) << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << "one line: " << msg;
+    // Printable text only: a message built from freed memory shows up here.
+    EXPECT_TRUE(std::all_of(msg.begin(), msg.end(),
+                            [](unsigned char ch) { return ch >= 0x20 && ch < 0x7f; }))
+        << "non-printable bytes in: " << msg;
   }
 }
 
