@@ -11,7 +11,8 @@
 #    valid with only finished cells, running again completes the rest;
 #  - SIGTERM: cells stopped, exit 143, finished cells kept;
 #  - each evaluation logged as it happens (the values of the results file);
-#  - on a terminal (script(1)): live lines with loss, steps/s and ETA.
+#  - on a terminal (script(1)): live lines with the phase, loss, steps/s and ETA
+#    (tests/cli/progress.sh checks the phases before training).
 # Test generators: tests/plugins/{crash,nan,slow}_generator_plugin.cpp.
 set -euo pipefail
 : "${DRIFT_SOURCE_DIR:?}" "${DRIFT_BINARY_DIR:?}"
@@ -372,7 +373,7 @@ kill "$holder" 2>/dev/null || true
 if command -v script > /dev/null; then
   TERM=xterm script -qec "'$run' --restart --cells 0 '$slow'" /dev/null > "$tmp/tty.out" 2>&1 \
     || { cat -v "$tmp/tty.out"; fail "the run under script(1) failed"; }
-  grep -aqE 'cell 0 +[0-9]+/30 +loss [-+0-9.e]+ +[0-9.]+ steps/s +ETA [0-9?]' "$tmp/tty.out" \
+  grep -aqE 'cell 0 +\[train\] step [0-9]+/30  loss [-+0-9.e]+  [0-9.]+ steps/s  ETA [0-9?]' "$tmp/tty.out" \
     || { cat -v "$tmp/tty.out"; fail "no live progress line with step/steps, loss, steps/s and ETA on a terminal"; }
   grep -aqE 'cells: [0-9]+ done, [0-9]+ failed, [0-9]+ running, [0-9]+ left' "$tmp/tty.out" \
     || { cat -v "$tmp/tty.out"; fail "no overall progress line on a terminal"; }

@@ -5,6 +5,8 @@
 // kernel drops the lock when its holder dies, however it dies.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 namespace drift::sweep {
@@ -19,6 +21,21 @@ int try_lock_cell(const std::string& cells_dir, size_t cell);
 
 // Whether another process holds the cell's lock now.
 bool cell_lock_held(const std::string& cells_dir, size_t cell);
+
+// What the holder of a cell's lock says about the cell, kept in the lock file
+// itself for `drift-run --status` (sweep/progress.hpp): what the cell does now
+// ("[train] step 1200/4000 ...") and where its stderr goes. Written by the
+// sweep runner about once a second while the cell runs, emptied when it ends.
+struct CellReport {
+  std::string progress;  // format_progress() of the cell's latest report
+  std::string log;       // the cell's stderr file
+  int64_t updated = 0;   // when written (seconds since the epoch; set by write_cell_report)
+};
+void write_cell_report(int lock_fd, CellReport report);
+void clear_cell_report(int lock_fd);
+// The report in the cell's lock file; nullopt when there is none (or it is
+// being rewritten at this instant).
+std::optional<CellReport> read_cell_report(const std::string& cells_dir, size_t cell);
 
 // mkdir -p (POSIX: libtorch.so exports its own std::filesystem copies, see
 // tests/scratch_dir.hpp). False when `path` is not a directory afterwards.

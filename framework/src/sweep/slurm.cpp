@@ -24,6 +24,7 @@
 #include "runtime/registry.hpp"
 #include "sweep/cell_lock.hpp"
 #include "sweep/merge.hpp"
+#include "sweep/progress.hpp"
 #include "sweep/sweep.hpp"
 #include "train/cell_file.hpp"
 
@@ -399,7 +400,17 @@ int print_status(const std::string& file) {
     auto it = slurm.find(i);
     if (it != slurm.end()) job = it->second.job_id;
     if (state.empty()) {
-      if (cell_lock_held(cells_dir, i)) state = "running";
+      if (cell_lock_held(cells_dir, i)) {
+        state = "running";
+        // What its runner last said about it (sweep/cell_lock.hpp).
+        if (auto rep = read_cell_report(cells_dir, i)) {
+          std::string what = rep->progress;
+          const int64_t age = static_cast<int64_t>(std::time(nullptr)) - rep->updated;
+          if (age > 10) absl::StrAppend(&what, " (as of ", format_duration(static_cast<double>(age)), " ago)");
+          if (!rep->log.empty()) absl::StrAppend(&what, "; log: ", rep->log);
+          detail = absl::StrCat(detail, detail.empty() ? "" : ": ", what);
+        }
+      }
       else if (it != slurm.end() && slurm_state_running(it->second.state)) state = "running";
       else if (it != slurm.end() && slurm_state_queued(it->second.state)) state = "queued";
       else state = "pending";

@@ -37,6 +37,8 @@
 #include "runtime/threads.hpp"
 #include "sweep/cell_lock.hpp"
 #include "sweep/merge.hpp"
+#include "sweep/progress.hpp"
+#include "sweep/rate_meter.hpp"
 #include "dist/comm.hpp"
 #include "train/cell_file.hpp"
 #include "train/trainer.hpp"
@@ -99,12 +101,7 @@ std::string tail_of_file(const std::string& path, size_t max_lines, size_t max_b
   return out;
 }
 
-std::string fmt_duration(double s) {
-  if (!std::isfinite(s) || s < 0) return "?";
-  if (s < 60) return absl::StrFormat("%.0fs", s);
-  if (s < 3600) return absl::StrFormat("%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
-  return absl::StrFormat("%dh%02dm", static_cast<int>(s) / 3600, (static_cast<int>(s) / 60) % 60);
-}
+std::string fmt_duration(double s) { return format_duration(s); }
 
 struct Running {
   size_t cell;
@@ -116,24 +113,44 @@ struct Running {
   std::string buffer;
   std::string stderr_path, tmp_out;
   Clock::time_point start;
-  int64_t step = 0, steps = 0;
-  double rate = 0;
-  std::string loss = "-";
-  std::string m_tau;
+  int64_t step = 0;              // the last training step reported
+  CellProgress progress;         // what the cell does now (sweep/progress.hpp)
+  Clock::time_point phase_start;  // when the current phase began
+  Clock::time_point published;    // when `progress` was last written to the lock file
 };
 
-// Line protocol between worker and parent:
-//   "@progress STEP STEPS RATE LOSS M_TAU..."  after a step (at most 5 per second)
+// Line protocol between worker and parent (sweep/progress.hpp):
+//   "@phase PHASE NAME [NOTE...]"                 a phase starts or waits
+//   "@progress PHASE NAME DONE TOTAL RATE LOSS M_TAU..."  counts (at most 5 per second)
 //   "@eval STEP NAME VALUE NAME VALUE ..."     after each evaluation
-// Updates `r` from the progress lines; returns the evaluations as text for the
-// log: "eval step STEP: fid 48.2  precision 0.51 ..." (metrics at alpha = 1;
-// floors and the other alphas are in the results file).
+// Updates `r` from the progress lines; returns the lines to log: evaluations
+// as "eval step STEP: fid 48.2  precision 0.51 ..." (metrics at alpha = 1;
+// floors and the other alphas are in the results file), and the summary of
+// each counted phase that ended ("[pretrain mae_resnet] step 4000/4000 in 31m40s
+// (2.10 steps/s)").
 std::vector<std::string> parse_progress(Running& r) {
   std::vector<std::string> evals;
   size_t pos;
   while ((pos = r.buffer.find('\n')) != std::string::npos) {
     std::string line = r.buffer.substr(0, pos);
     r.buffer.erase(0, pos + 1);
+    CellProgress ended;
+    bool changed = false;
+    const bool counting = r.progress.total > 0;
+    if (apply_progress_line(line, r.progress, &ended, &changed)) {
+      const auto now = Clock::now();
+      // A phase's time runs from its last state before it counts (waiting
+      // for another cell's pre-training is not part of its steps/s).
+      if (!changed && !counting && r.progress.total == 0) r.phase_start = now;
+      if (changed) {
+        const std::string summary =
+            format_phase_end(ended, std::chrono::duration<double>(now - r.phase_start).count());
+        if (!summary.empty()) evals.push_back(summary);
+        r.phase_start = now;
+      }
+      if (r.progress.phase == "train") r.step = r.progress.done;
+      continue;
+    }
     std::istringstream in(line);
     std::string tag;
     in >> tag;
@@ -148,11 +165,6 @@ std::vector<std::string> parse_progress(Running& r) {
       evals.push_back(absl::StrCat("eval step ", step, ": ", absl::StrJoin(shown, "  ")));
       continue;
     }
-    if (tag != "@progress") continue;
-    in >> r.step >> r.steps >> r.rate >> r.loss;
-    std::string m, joined;
-    while (in >> m) absl::StrAppend(&joined, joined.empty() ? "" : ",", m);
-    r.m_tau = joined;
   }
   return evals;
 }
@@ -282,6 +294,22 @@ int run_cell_worker(const std::string& file, size_t cell, const std::string& out
   train::CellRecorder rec;
   auto last = Clock::now() - std::chrono::seconds(1);
   auto t0 = Clock::now();
+  // The rate of the current phase over its last minute (sweep/rate_meter.hpp):
+  // a slow start, or the pre-training before the first step, does not count.
+  RateMeter meter;
+  std::string meter_phase;
+  auto rate_of = [&](const std::string& phase, int64_t done, Clock::time_point now) {
+    if (phase != meter_phase) {
+      meter.reset();
+      meter_phase = phase;
+    }
+    meter.add(std::chrono::duration<double>(now - t0).count(), done);
+    return meter.rate();
+  };
+  auto send = [&](const std::string& line) {
+    std::fprintf(stdout, "%s\n", line.c_str());
+    std::fflush(stdout);
+  };
   auto progress = [&](int64_t steps, const train::StepLog& log, const train::EvalLog* eval) {
     auto now = Clock::now();
     if (eval) {  // every evaluation, unthrottled: its metrics show while the cell runs
@@ -289,22 +317,39 @@ int run_cell_worker(const std::string& file, size_t cell, const std::string& out
       for (const auto& [name, v] : eval->values) absl::StrAppend(&line, " ", name, " ", absl::StrFormat("%.6g", v));
       std::fprintf(stdout, "%s\n", line.c_str());
     }
-    if (log.step != steps && now - last < std::chrono::milliseconds(200)) {
+    const auto rate = rate_of("train", log.step, now);
+    if (log.step != steps && log.step != 1 && now - last < std::chrono::milliseconds(200)) {
       std::fflush(stdout);
       return;
     }
     last = now;
-    double el = std::chrono::duration<double>(now - t0).count();
-    std::string line = absl::StrFormat("@progress %d %d %.3f %.6g", log.step, steps,
-                                       el > 0 ? log.step / el : 0.0, log.loss);
-    for (double m : log.m_tau) absl::StrAppend(&line, absl::StrFormat(" %.3g", m));
-    std::fprintf(stdout, "%s\n", line.c_str());
-    std::fflush(stdout);
+    send(progress_line("train", "", log.step, steps, rate, log.loss, log.m_tau));
+  };
+  // Before the first step: setup, pre-training, the feature cache.
+  std::string last_phase;
+  auto on_phase = [&](const train::PhaseLog& p) {
+    const auto now = Clock::now();
+    const std::string key = p.phase + " " + p.name;
+    const bool first = key != last_phase;
+    last_phase = key;
+    if (!p.note.empty()) {  // a state change: always sent
+      if (p.phase != meter_phase) {
+        meter.reset();
+        meter_phase = p.phase;
+      }
+      send(phase_line(p.phase, p.name, p.note));
+      return;
+    }
+    const auto rate = rate_of(p.phase, p.done, now);
+    if (!first && p.done != p.total && now - last < std::chrono::milliseconds(200)) return;
+    last = now;
+    send(progress_line(p.phase, p.name, p.done, p.total, rate,
+                       std::isfinite(p.loss) ? std::optional<double>(p.loss) : std::nullopt));
   };
   train::CellOutcome outcome;
   std::string stderr_tail;  // what this worker itself reports on stderr
   try {
-    outcome = train::train_cell(cfg, reg, rec, progress, comm.get());
+    outcome = train::train_cell(cfg, reg, rec, progress, comm.get(), on_phase);
   } catch (const std::exception& e) {
     outcome.status = "failed";
     std::string what = e.what();
@@ -436,6 +481,12 @@ int run_sweep(const SweepOptions& opt) {
   std::map<pid_t, Running> running;
   int drawn_lines = 0;
   auto t_sweep = Clock::now();
+  auto elapsed = [&] { return fmt_duration(std::chrono::duration<double>(Clock::now() - t_sweep).count()); };
+  // "  <grid>" after a cell's line ("" for an experiment without a grid).
+  auto grid_of = [&](size_t cell) {
+    const std::string g = train::grid_string(cells[cell]);
+    return g.empty() ? g : "  " + g;
+  };
 
   bool merge_failed = false;
   auto merge = [&]() {
@@ -457,12 +508,9 @@ int run_sweep(const SweepOptions& opt) {
       if (Clock::now() - last_plain < kPlainProgressEvery) return;
       last_plain = Clock::now();
       const double el = std::chrono::duration<double>(Clock::now() - t_sweep).count();
-      for (const auto& [pid, r] : running) {
-        double eta = r.rate > 0 ? (r.steps - r.step) / r.rate : NAN;
-        std::cout << absl::StrFormat("[%s] cell %d step %d/%d  loss %s  %.2f steps/s  ETA %s  m_tau [%s]  %s\n",
-                                     fmt_duration(el), r.cell, r.step, r.steps, r.loss, r.rate,
-                                     fmt_duration(eta), r.m_tau, train::grid_string(cells[r.cell]));
-      }
+      for (const auto& [pid, r] : running)
+        std::cout << absl::StrFormat("[%s] cell %d %s%s\n", fmt_duration(el), r.cell, format_progress(r.progress),
+                                     grid_of(r.cell));
       std::cout << std::flush;
       return;
     }
@@ -470,10 +518,8 @@ int run_sweep(const SweepOptions& opt) {
     if (drawn_lines > 0) absl::StrAppend(&s, "\x1b[", drawn_lines, "F");
     drawn_lines = 0;
     for (const auto& [pid, r] : running) {
-      double eta = r.rate > 0 ? (r.steps - r.step) / r.rate : NAN;
-      absl::StrAppend(&s, "\x1b[2K", absl::StrFormat("  cell %-4d %6d/%-6d loss %-9s %7.1f steps/s  ETA %-7s m_tau [%s]  %s\n",
-                                                     r.cell, r.step, r.steps, r.loss, r.rate, fmt_duration(eta),
-                                                     r.m_tau, train::grid_string(cells[r.cell])));
+      absl::StrAppend(&s, "\x1b[2K", absl::StrFormat("  cell %-4d %s%s\n", r.cell, format_progress(r.progress),
+                                                     grid_of(r.cell)));
       ++drawn_lines;
     }
     absl::StrAppend(&s, "\x1b[2K", absl::StrFormat("  cells: %d done, %d failed, %d running, %d left  (%s)\n",
@@ -551,7 +597,7 @@ int run_sweep(const SweepOptions& opt) {
     }
     r.stderr_path = cell_file_path(cells_dir, cell) + ".stderr";
     r.tmp_out = cell_file_path(cells_dir, cell);
-    r.start = Clock::now();
+    r.start = r.phase_start = r.published = Clock::now();
     // An unfinished, failed or outdated file of this cell: whatever file is
     // there when the child exits is then the child's own. With the cell's
     // lock held, temporaries of this cell are leftovers of a killed run.
@@ -603,6 +649,9 @@ int run_sweep(const SweepOptions& opt) {
     fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
     r.pid = pid;
     r.out_fd = pipefd[0];
+    write_cell_report(r.lock_fd, {format_progress(r.progress), r.stderr_path});
+    // Where the cell's own messages go (removed when it finishes done).
+    print_line(absl::StrFormat("[%s] cell %d started, log: %s%s", elapsed(), cell, r.stderr_path, grid_of(cell)));
     running.emplace(pid, std::move(r));
     return 1;
   };
@@ -685,6 +734,7 @@ int run_sweep(const SweepOptions& opt) {
       }
     }
     print_line(line);
+    clear_cell_report(r.lock_fd);
     ::close(r.lock_fd);
     if (!opt.array_task) merge();
   };
@@ -694,8 +744,12 @@ int run_sweep(const SweepOptions& opt) {
     ssize_t n;
     while ((n = read(r.out_fd, buf, sizeof buf)) > 0) r.buffer.append(buf, n);
     for (const auto& e : parse_progress(r))
-      print_line(absl::StrFormat("[%s] cell %d %s  %s", fmt_duration(std::chrono::duration<double>(Clock::now() - t_sweep).count()),
-                                 r.cell, e, train::grid_string(cells[r.cell])));
+      print_line(absl::StrFormat("[%s] cell %d %s%s", elapsed(), r.cell, e, grid_of(r.cell)));
+    // The lock file tells `drift-run --status` what the cell does (once a second).
+    if (Clock::now() - r.published >= std::chrono::seconds(1)) {
+      r.published = Clock::now();
+      write_cell_report(r.lock_fd, {format_progress(r.progress), r.stderr_path});
+    }
   };
   // A rank other than 0 exited: fine when it succeeded; otherwise the cell
   // fails now, naming it (rank 0 and the others are stopped, not left to
@@ -737,6 +791,13 @@ int run_sweep(const SweepOptions& opt) {
     close(it->second.out_fd);
     Running r = std::move(it->second);
     running.erase(it);
+    // The training phase's own summary (its steps/s without the setup, the
+    // pre-training and the cache), when it ran to the end.
+    if (r.progress.phase == "train" && r.progress.total > 0 && r.progress.done == r.progress.total)
+      print_line(absl::StrFormat(
+          "[%s] cell %d %s%s", elapsed(), r.cell,
+          format_phase_end(r.progress, std::chrono::duration<double>(Clock::now() - r.phase_start).count()),
+          grid_of(r.cell)));
     finish_cell(r, wstatus);
   };
 
@@ -796,6 +857,7 @@ int run_sweep(const SweepOptions& opt) {
         stop_other_ranks(r);
         ::unlink(r.stderr_path.c_str());
         ::unlink(absl::StrCat(cell_path, ".tmp-", pid).c_str());  // the child's half-written file, if any
+        clear_cell_report(r.lock_fd);
         ::close(r.lock_fd);
         running.erase(it);
         continue;

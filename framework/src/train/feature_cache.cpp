@@ -156,6 +156,17 @@ absl::StatusOr<FeatureCache> FeatureCache::open(const FeatureCacheSpec& spec, Fe
     return absl::InvalidArgumentError(absl::StrCat("feature cache: dtype ", io::dtype_name(spec.dtype),
                                                    ", expected float16 or float32"));
   const int64_t batch = std::max<int64_t>(1, spec.batch);
+  auto report = [&](const std::string& note, int64_t done, int64_t total) {
+    if (!spec.on_phase) return;
+    PhaseLog p;
+    p.phase = "cache";
+    p.name = spec.encoder;
+    p.note = note;
+    p.done = done;
+    p.total = total;
+    spec.on_phase(p);
+  };
+  report("checking the encoder and the data", 0, 0);
 
   // The probe: the feature names and shapes, and reference rows.
   const int64_t n_probe = std::min(N, kProbe);
@@ -248,6 +259,7 @@ absl::StatusOr<FeatureCache> FeatureCache::open(const FeatureCacheSpec& spec, Fe
 
   // A complete file only ever appears by a rename: reading without the lock is safe.
   FileId seen = file_id(path);
+  if (seen.exists) report(absl::StrCat("loading ", path), 0, 0);
   absl::Status st = seen.exists ? load() : absl::NotFoundError("no such file");
   if (st.ok()) return finish();
 
@@ -257,11 +269,13 @@ absl::StatusOr<FeatureCache> FeatureCache::open(const FeatureCacheSpec& spec, Fe
         " and cannot be built: ", why, " (expected a writable directory for ", what, ")"));
   };
   if (auto mk = make_parent_dirs(path); !mk.ok()) return refuse(without_path(mk, path));
+  report(absl::StrCat("waiting for ", path, ".lock (another process may be building it)"), 0, 0);
   io::FileLock lock(path + ".lock");
   if (!lock.ok()) return refuse(absl::StrCat("cannot lock ", path, ".lock: ", lock.error()));
   // Another cell may have built it while this one waited for the lock.
   if (const FileId now = file_id(path); !(now == seen)) {
     seen = now;
+    if (now.exists) report(absl::StrCat("loading ", path), 0, 0);
     st = now.exists ? load() : absl::NotFoundError("no such file");
     if (st.ok()) return finish();
   }
@@ -293,6 +307,7 @@ absl::StatusOr<FeatureCache> FeatureCache::open(const FeatureCacheSpec& spec, Fe
             spec.dtype == torch::kFloat16 ? " (beyond its range: use [train] feature_cache = \"float32\")" : ""));
     }
     const int64_t done = start + nb;
+    report("", done, N);
     if (spec.progress && (done == N || since(last_report) > 10.0)) {
       last_report = Clock::now();
       const double el = since(t_build), rate = el > 0 ? static_cast<double>(done) / el : 0.0;
@@ -301,6 +316,7 @@ absl::StatusOr<FeatureCache> FeatureCache::open(const FeatureCacheSpec& spec, Fe
                    rate > 0 ? static_cast<double>(N - done) / rate : 0.0);
     }
   }
+  report(absl::StrCat("writing ", path), 0, 0);
   std::vector<std::string> sums;
   for (const auto& t : c.table_) sums.push_back(tensor_crc32(t));
   absl::Status wr = io::write_h5_atomically(path, [&](io::H5File& out) -> absl::Status {

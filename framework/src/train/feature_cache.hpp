@@ -40,6 +40,7 @@
 #include "drift/dataset.hpp"
 #include "drift/encoder.hpp"
 #include "drift/params.hpp"
+#include "train/phase.hpp"
 
 namespace drift::train {
 
@@ -55,6 +56,10 @@ struct FeatureCacheSpec {
   // CPU thread, whose larger activations are page-faulted in at every call).
   int64_t batch = 64;
   bool progress = true;            // progress lines on stderr while building
+  // Progress reports (phase "cache", named `encoder`): notes while it checks,
+  // loads, waits for the lock and writes; images done / N after every batch
+  // while it builds.
+  PhaseFn on_phase;
 };
 
 // "k=v" per parameter, one per line, in name order: the canonical text of

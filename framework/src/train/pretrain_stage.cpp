@@ -24,7 +24,8 @@ bool file_exists(const std::string& p) {
 absl::StatusOr<PretrainReport> ensure_encoder_weights(const config::ExperimentConfig& cfg,
                                                       const runtime::Registry& reg,
                                                       FeatureEncoder& encoder,
-                                                      torch::Device device) {
+                                                      torch::Device device,
+                                                      const PhaseFn& on_phase) {
   PretrainReport report;
   auto* enc = dynamic_cast<PretrainableEncoder*>(&encoder);
   if (enc == nullptr) return report;
@@ -33,6 +34,16 @@ absl::StatusOr<PretrainReport> ensure_encoder_weights(const config::ExperimentCo
 
   if (auto st = make_parent_dirs(report.weights); !st.ok()) return st;
   const std::string lock_path = report.weights + ".lock";
+  const std::string who = cfg.encoder.name;
+  auto note = [&](const std::string& text) {
+    if (!on_phase) return;
+    PhaseLog p;
+    p.phase = "pretrain";
+    p.name = who;
+    p.note = text;
+    on_phase(p);
+  };
+  note(absl::StrCat("waiting for ", lock_path, " (another process may be pre-training it)"));
   io::FileLock lock(lock_path);
   if (!lock.ok())
     return absl::PermissionDeniedError(absl::StrCat(lock_path, ": cannot lock (pre-training of ",
@@ -41,6 +52,7 @@ absl::StatusOr<PretrainReport> ensure_encoder_weights(const config::ExperimentCo
     if (auto st = enc->load_weights(); !st.ok()) return st;
     return report;
   }
+  note(absl::StrCat("starting: ", report.weights));
 
   DatasetContext dctx;
   dctx.seed = static_cast<uint64_t>(cfg.seed);
@@ -52,9 +64,17 @@ absl::StatusOr<PretrainReport> ensure_encoder_weights(const config::ExperimentCo
   PretrainContext ctx;
   ctx.data = data->get();
   ctx.device = device;
-  const std::string who = cfg.encoder.name;
   const auto t_start = std::chrono::steady_clock::now();
-  ctx.progress = [&who, t_start](int64_t step, int64_t steps, double loss) {
+  ctx.progress = [&who, &on_phase, t_start](int64_t step, int64_t steps, double loss) {
+    if (on_phase) {
+      PhaseLog p;
+      p.phase = "pretrain";
+      p.name = who;
+      p.done = step;
+      p.total = steps;
+      p.loss = loss;
+      on_phase(p);
+    }
     if (step == 1 || step == steps || step % std::max<int64_t>(1, steps / 20) == 0) {
       const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
       const double rate = el > 0 ? static_cast<double>(step) / el : 0.0;

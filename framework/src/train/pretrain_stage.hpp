@@ -12,6 +12,7 @@
 #include "config/experiment.hpp"
 #include "drift/encoder.hpp"
 #include "runtime/registry.hpp"
+#include "train/phase.hpp"
 
 namespace drift::train {
 
@@ -27,10 +28,13 @@ struct PretrainReport {
 // another process wrote it meanwhile, else builds a fresh instance of the
 // cell's dataset (training split; the cell's own instance is not disturbed),
 // pre-trains on `device`, writes the file and its checksum and loads it back.
-// Progress goes to stderr every 10% of the steps.
+// Progress goes to stderr every 5% of the steps, and to `on_phase` (phase
+// "pretrain", named after the encoder): a note while it waits for the lock,
+// then the step count after every step.
 absl::StatusOr<PretrainReport> ensure_encoder_weights(const config::ExperimentConfig& cfg,
                                                       const runtime::Registry& reg,
                                                       FeatureEncoder& encoder,
-                                                      torch::Device device);
+                                                      torch::Device device,
+                                                      const PhaseFn& on_phase = {});
 
 }  // namespace drift::train

@@ -182,7 +182,16 @@ std::vector<double> scheduled_temperatures(const config::ExperimentConfig& cfg, 
 }
 
 CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Registry& reg,
-                       CellSink& sink, const ProgressFn& progress, dist::Comm* comm_in) {
+                       CellSink& sink, const ProgressFn& progress, dist::Comm* comm_in,
+                       const PhaseFn& on_phase) {
+  auto setup = [&](const std::string& note) {
+    if (!on_phase) return;
+    PhaseLog p;
+    p.phase = "setup";
+    p.note = note;
+    on_phase(p);
+  };
+  setup("building the generator and loading the data");
   std::unique_ptr<dist::Comm> own_comm;
   if (!comm_in) own_comm = dist::single_process();
   dist::Comm& comm = comm_in ? *comm_in : *own_comm;
@@ -280,7 +289,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   if (!enc_or.ok()) return fail(enc_or.status());
   auto encoder = *enc_or;
   // An encoder whose weights file is missing is pre-trained here, once (docs/method.md §8).
-  auto pretrained = ensure_encoder_weights(cfg, reg, *encoder, device);
+  auto pretrained = ensure_encoder_weights(cfg, reg, *encoder, device, on_phase);
   if (!pretrained.ok()) return fail(pretrained.status());
   outcome.pretrain_time_s = pretrained->seconds;
   encoder->to(device);
@@ -303,6 +312,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     spec.dataset_params = canonical_params(cfg.data.params);
     spec.split = dctx.split;
     spec.dtype = fc == "float16" ? torch::kFloat16 : torch::kFloat32;
+    spec.on_phase = on_phase;
     auto c = FeatureCache::open(spec, *encoder, dataset, device);
     if (!c.ok()) return fail(c.status());
     std::fprintf(stderr,
@@ -322,6 +332,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     return index;
   };
 
+  setup("preparing the evaluation and the first step");
   auto kernel_or = reg.make_kernel(cfg.kernel.name, cfg.kernel.params);
   if (!kernel_or.ok()) return fail(kernel_or.status());
   auto norm_or = reg.make_normalizer(cfg.normalizer.name, cfg.normalizer.params);

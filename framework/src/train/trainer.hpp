@@ -13,6 +13,7 @@
 
 #include "config/experiment.hpp"
 #include "runtime/registry.hpp"
+#include "train/phase.hpp"
 
 namespace drift::dist {
 class Comm;
@@ -112,7 +113,12 @@ using ProgressFn = std::function<void(int64_t steps, const StepLog& log, const E
 // Every rank draws the same random numbers, so all ranks hold the same
 // parameters; only rank 0 evaluates and feeds `sink`. cpu_time_s is summed
 // over the ranks.
+//
+// `on_phase` hears what the cell does before its first step: "setup"
+// (building components, loading data, the evaluator and its reference),
+// "pretrain" (train/pretrain_stage.hpp) and "cache" (train/feature_cache.hpp).
 CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Registry& reg,
-                       CellSink& sink, const ProgressFn& progress = {}, dist::Comm* comm = nullptr);
+                       CellSink& sink, const ProgressFn& progress = {}, dist::Comm* comm = nullptr,
+                       const PhaseFn& on_phase = {});
 
 }  // namespace drift::train
