@@ -230,8 +230,10 @@ help_flags = {}
 def known_flags(tool):
     """The --flags a tool's --help (or usage message) names; None if it names none."""
     if tool not in help_flags:
-        _, out = run([os.path.join(bindir, tool), "--help"], timeout=60)
-        flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", out))
+        rc, out = run([os.path.join(bindir, tool), "--help"], timeout=60)
+        flags = set()
+        if rc in (0, 2) and "usage" in out.lower():  # not a traceback's words
+            flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", out))
         help_flags[tool] = flags or None
     return help_flags[tool]
 
