@@ -9,15 +9,18 @@
 
 namespace drift {
 
+// What the framework tells a dataset when it is created: drift-run once per
+// cell, and a fresh instance for encoder pre-training; drift-export creates
+// one only to read sample_shape() and num_classes().
 struct DatasetContext {
-  uint64_t seed = 0;
+  uint64_t seed = 0;  // the cell's [experiment] seed
   std::string base_dir;  // directory of the experiment file (relative paths resolve here)
   std::string split = "train";  // "train" or "test"; fashion_mnist also "fit" / "validation"
 };
 
 struct DataBatch {
   torch::Tensor x;       // [n, *sample_shape] float32
-  torch::Tensor labels;  // [n] int64, or undefined for unlabelled data
+  torch::Tensor labels;  // [n] int64 in [0, num_classes()), or undefined for unlabelled data
   // [n] int64: each sample's position in a finite, indexed dataset (what get()
   // takes back), or undefined for datasets that are not (size() == 0).
   torch::Tensor index;
@@ -30,6 +33,13 @@ struct Mode {
   double radius = 0;     // a sample within `radius` of the centre counts as covering it
 };
 
+// Real data (docs/guide/plugins.md, "Dataset"). Every call is on the CPU,
+// from one thread; the trainer moves the samples to the training device.
+// sample() is called by the per-class queues every step ([train]
+// queue_push samples), for the positives of unconditional runs, and at the
+// start of a cell for the evaluation's real samples, each time with a CPU
+// generator seeded from the cell seed: all its randomness must come from
+// `rng`, so that the same generator state gives the same batch.
 class Dataset {
  public:
   virtual ~Dataset() = default;

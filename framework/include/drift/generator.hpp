@@ -9,20 +9,27 @@
 
 namespace drift {
 
-// What the framework tells a generator when it is created.
+// What the framework tells a generator when it is created: drift-run once per
+// cell, on the CPU, before it moves the module with to(device); drift-export
+// again, to load the stored weights into.
 struct GeneratorContext {
-  std::vector<int64_t> sample_shape;  // one sample's shape, e.g. {2} or {1, 32, 32}
-  int64_t n_classes = 0;              // 0: unconditional
-  uint64_t seed = 0;                  // for initialisation
+  std::vector<int64_t> sample_shape;  // one sample's shape (Dataset::sample_shape()), e.g. {2} or {1, 32, 32}
+  int64_t n_classes = 0;              // the dataset's classes in a class-conditional run; 0: unconditional
+  uint64_t seed = 0;                  // for initialisation (derived from [experiment] seed)
 };
 
 // One request for samples. One forward pass per sample (1 NFE).
 struct GenerateRequest {
   int64_t n = 0;                       // number of samples
-  torch::Tensor labels;                // [n] int64 class labels, or undefined (unconditional)
-  torch::Tensor alpha;                 // [n] float guidance strength, or undefined (alpha = 1)
-  std::optional<at::Generator> rng;    // source of the noise (nullopt: the default generator)
-  torch::Device device = torch::kCPU;  // where the samples must live
+  torch::Tensor labels;                // [n] int64 in [0, n_classes) on `device`, or undefined (unconditional)
+  torch::Tensor alpha;                 // [n] float32 guidance strength on `device`, or undefined (alpha = 1)
+  // Source of ALL randomness. Training and evaluation pass a CPU generator
+  // (evaluation: seeded alike every time, so every evaluation sees the same
+  // noise); nullopt (drift-export's trace): torch's default CPU generator.
+  // Draw on its device, then move to `device`: a CUDA run then draws the
+  // noise of a CPU run with the same seed.
+  std::optional<at::Generator> rng;
+  torch::Device device = torch::kCPU;  // where the samples must live (the training device)
   // Data-parallel training ([train] nproc > 1): [m] int64 indices into the n
   // samples, or undefined (all n). A generator that honours it draws the noise
   // of all n samples from `rng` exactly as it would without it, and returns
@@ -55,9 +62,39 @@ inline GenerateRequest restrict_to_rows(const GenerateRequest& req) {
 
 // A one-step generator. It is a torch::nn::Module so that the framework can
 // optimise parameters(), keep an EMA copy of them, and move it to a device.
+// The contract (docs/guide/plugins.md, "Generator"):
+//  - State. Every trainable tensor is a registered parameter, created in the
+//    constructor: the optimiser, the gradient clipping and the EMA take
+//    parameters() once, before the first step. Evaluation copies the EMA
+//    values into those same tensors and back (train/ema.hpp), so nothing
+//    derived from them may be cached across calls. Fixed tensors are
+//    registered buffers: moved by to(), stored with the weights, not
+//    averaged. The names and shapes of named_parameters() and
+//    named_buffers() depend only on the Params and the context: the results
+//    file stores them by name and drift-export loads them into a fresh
+//    instance.
+//  - Calls, from one thread (the cell's). A training step: with gradient,
+//    train() mode, req.rng = the cell's noise generator, inside CUDA bf16
+//    autocast when [train] autocast = "bf16". Evaluations and sample dumps:
+//    under NoGradGuard, eval() mode, EMA weights, float32.
+//  - Determinism. The initial weights are a function of the context's seed;
+//    all randomness of generate() comes from req.rng (or the default CPU
+//    generator when it is nullopt): the same weights and generator state
+//    give the same samples.
+//  - Traceable. drift-export traces generate() on the CPU in float32 at a
+//    fixed n, with rng = nullopt, alpha defined and labels defined when
+//    conditional, and refuses a trace that does not reproduce the eager
+//    samples: no branching on tensor values (.item(), data-dependent shapes),
+//    shapes that depend on n only, no tensors outside parameters and buffers
+//    (a trace bakes them in as constants), and no module, parameter or buffer
+//    named after a Python keyword ("in", "def": torch.jit.load refuses them).
 class Generator : public torch::nn::Module {
  public:
-  // Returns [n, *sample_shape], differentiable with respect to parameters().
+  // Returns [n, *sample_shape] on req.device ([m, ...] when it honours
+  // req.rows), differentiable with respect to parameters(). In training
+  // n = G * n_gen: G groups (one per class drawn in the step; 1 when
+  // unconditional) of n_gen samples, labels and alpha constant within a
+  // group; the trainer views the result as [G, n_gen, *sample_shape].
   virtual torch::Tensor generate(const GenerateRequest& req) = 0;
 };
 

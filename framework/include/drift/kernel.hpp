@@ -12,6 +12,11 @@ namespace drift {
 // canonicalize_drift_inputs(). Implementations must not build an autograd graph
 // (the framework calls them under torch::NoGradGuard) and must return finite
 // values for collapsed inputs and for all kernel weights underflowing.
+// Called from one thread: in training once per feature per step (B = groups x
+// locations of that feature, Cg = n_gen, Cp = n_pos, Cn = n_unc, S = D), and
+// at [eval] features evaluations, on the training device in float32;
+// drift-field also passes float64. compute() is const: no state between
+// calls, no random numbers. docs/guide/kernels.md.
 class DriftKernel {
  public:
   virtual ~DriftKernel() = default;

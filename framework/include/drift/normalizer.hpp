@@ -19,6 +19,10 @@ struct FeatureScaling {
 //    and the feature dimension S, how to divide distances and coordinates;
 //  - drift_factor(): from m_tau (a 0-d tensor, raw mean squared drift of one
 //    temperature), the factor each raw drift F_tau is multiplied by.
+// Both are called inside DriftKernel::compute, from its thread, without
+// gradient, with tensors on the inputs' device and dtype; each returned
+// tensor holds one number (the fused kernels read it as a scalar). const and
+// deterministic: the same inputs give the same divisors and factors.
 class Normalizer {
  public:
   virtual ~Normalizer() = default;

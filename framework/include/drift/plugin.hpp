@@ -36,6 +36,10 @@ enum class ComponentKind { Generator, Encoder, Kernel, Normalizer, Dataset };
 // "generator", "encoder", "kernel", "normalizer", "dataset"
 const char* component_kind_name(ComponentKind k);
 
+// Factories receive Params already validated against the component's
+// ParamSpecs. A returned error, a thrown std::exception ("creating <kind>
+// '<name>': ...") or a null pointer fails the cell with one line; check what
+// needs the context (sample shape, classes) here.
 using GeneratorFactory =
     std::function<absl::StatusOr<std::shared_ptr<Generator>>(const Params&, const GeneratorContext&)>;
 using EncoderFactory = std::function<absl::StatusOr<std::shared_ptr<FeatureEncoder>>(
