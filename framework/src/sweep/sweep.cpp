@@ -326,12 +326,9 @@ int run_cell_worker(const std::string& file, size_t cell, const std::string& out
     send(progress_line("train", "", log.step, steps, rate, log.loss, log.m_tau));
   };
   // Before the first step: setup, pre-training, the feature cache.
-  std::string last_phase;
+  std::string last_counted;  // the phase of the last counts sent
   auto on_phase = [&](const train::PhaseLog& p) {
     const auto now = Clock::now();
-    const std::string key = p.phase + " " + p.name;
-    const bool first = key != last_phase;
-    last_phase = key;
     if (!p.note.empty()) {  // a state change: always sent
       if (p.phase != meter_phase) {
         meter.reset();
@@ -341,7 +338,10 @@ int run_cell_worker(const std::string& file, size_t cell, const std::string& out
       return;
     }
     const auto rate = rate_of(p.phase, p.done, now);
-    if (!first && p.done != p.total && now - last < std::chrono::milliseconds(200)) return;
+    const std::string key = p.phase + " " + p.name;
+    // The first and the last counts of a phase always go; the others at most 5 per second.
+    if (key == last_counted && p.done != p.total && now - last < std::chrono::milliseconds(200)) return;
+    last_counted = key;
     last = now;
     send(progress_line(p.phase, p.name, p.done, p.total, rate,
                        std::isfinite(p.loss) ? std::optional<double>(p.loss) : std::nullopt));
