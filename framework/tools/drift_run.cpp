@@ -7,7 +7,8 @@
 //                                run the experiment (sweep runner, sweep/sweep.hpp)
 //   drift-run --slurm [--dry-run] [--cells L] [--restart] [SLURM OPTIONS] FILE
 //                                submit the cells as a Slurm job array (sweep/slurm.hpp)
-//   drift-run --status FILE      each cell's state (done, failed, running, queued, ...)
+//   drift-run --status FILE      each cell's state (done, failed, running, queued, ...); a running
+//                                cell's phase, progress and log file (schemas/results.md)
 //   drift-run --merge FILE       rebuild the results file from the finished cells
 //
 // Exit status: 0 ok, 1 invalid experiment, plugin error or a failed cell, 2 usage,
