@@ -1,4 +1,4 @@
-// drift SDK: feature encoders (docs/method.md sections 4 and 8).
+// drift SDK: feature encoders (docs/method.md §4 and §8).
 #pragma once
 
 #include <torch/nn/module.h>

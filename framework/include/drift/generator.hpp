@@ -1,4 +1,4 @@
-// drift SDK: generators (docs/method.md sections 1 and 7).
+// drift SDK: generators (docs/method.md §1 and §7).
 #pragma once
 
 #include <torch/nn/module.h>

@@ -1,4 +1,4 @@
-// drift SDK: drift kernels (docs/method.md sections 2 and 3).
+// drift SDK: drift kernels (docs/method.md §2 and §3).
 #pragma once
 
 #include "drift/field.hpp"

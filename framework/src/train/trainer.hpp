@@ -1,4 +1,4 @@
-// The training loop of one grid cell (docs/method.md sections 2, 5, 6, 7): a one-step
+// The training loop of one grid cell (docs/method.md §2, §5, §6, §7): a one-step
 // generator trained with the drifting loss, AdamW, warm-up + constant/cosine
 // learning rate, gradient clipping, EMA weights for evaluation.
 #pragma once
