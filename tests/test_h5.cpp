@@ -1,6 +1,10 @@
 // The HDF5 layer (io/h5.hpp) and the drift-field file layout (field/field_io.hpp).
 #include <gtest/gtest.h>
 
+#include <sys/mount.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -382,3 +386,71 @@ TEST(FieldIO, WritesOutputsAsFloat64) {
 }
 
 }  // namespace
+
+// A full device while writing atomically, on a real 256 KiB tmpfs (skipped where
+// mount(2) is not allowed): both ways of writing fail with kResourceExhausted,
+// one line naming the path and "the device is full"; the previous file is
+// intact and no temporary file is left. (On disk, HDF5 itself hits ENOSPC; in
+// memory, the final write() does.)
+class TinyTmpfs {
+ public:
+  TinyTmpfs() : dir_("h5-full") {
+    mnt_ = dir_.path() + "/mnt";
+    std::filesystem::create_directory(mnt_);
+    mounted_ = ::mount("tmpfs", mnt_.c_str(), "tmpfs", 0, "size=256k") == 0;
+    if (!mounted_) why_ = std::strerror(errno);
+  }
+  ~TinyTmpfs() {
+    if (mounted_) ::umount2(mnt_.c_str(), MNT_DETACH);
+  }
+  bool mounted() const { return mounted_; }
+  const std::string& why() const { return why_; }
+  const std::string& path() const { return mnt_; }
+
+ private:
+  drift::test::ScratchDir dir_;
+  std::string mnt_, why_;
+  bool mounted_ = false;
+};
+
+TEST(H5, AtomicWriteOnAFullDeviceNamesItAndKeepsThePreviousFile) {
+  TinyTmpfs fs;
+  if (!fs.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here: " << fs.why();
+  const std::string path = fs.path() + "/out.h5";
+  const auto small = torch::arange(10, torch::kFloat64);
+  ASSERT_TRUE(drift::io::write_h5_atomically(path, [&](H5File& f) { return f.write("x", small); }).ok());
+  const auto big = torch::rand({512, 1024}, torch::kFloat32);  // 2 MiB: does not fit
+  for (auto where : {drift::io::AtomicWrite::kOnDisk, drift::io::AtomicWrite::kInMemory}) {
+    SCOPED_TRACE(where == drift::io::AtomicWrite::kOnDisk ? "on disk" : "in memory");
+    const auto st = drift::io::write_h5_atomically(
+        path, [&](H5File& f) { return f.write("x", big); }, where);
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted) << st;
+    EXPECT_TRUE(drift::io::is_disk_full(st)) << st;
+    const std::string msg(st.message());
+    EXPECT_EQ(msg.rfind(path + ": cannot write, the device is full", 0), 0u) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    for (const auto& e : std::filesystem::directory_iterator(fs.path()))
+      EXPECT_EQ(e.path().filename().string(), "out.h5") << "left behind: " << e.path();
+    auto f = H5File::open_read(path);
+    ASSERT_TRUE(f.ok()) << f.status();
+    auto x = f->read("x");
+    ASSERT_TRUE(x.ok()) << x.status();
+    EXPECT_TRUE(torch::equal(*x, small));
+  }
+  // Space again: the same write goes through.
+  ::unlink(path.c_str());
+  const auto fits = torch::rand({64, 64}, torch::kFloat32);
+  EXPECT_TRUE(drift::io::write_h5_atomically(
+                  path, [&](H5File& f) { return f.write("x", fits); },
+                  drift::io::AtomicWrite::kInMemory)
+                  .ok());
+}
+
+TEST(H5, IsDiskFullReadsCodesAndSystemMessages) {
+  EXPECT_TRUE(drift::io::is_disk_full(absl::ResourceExhaustedError("x")));
+  EXPECT_TRUE(drift::io::is_disk_full(absl::DataLossError(std::string("a: ") + std::strerror(ENOSPC))));
+  EXPECT_TRUE(drift::io::is_disk_full(absl::UnknownError(std::string("b: ") + std::strerror(EDQUOT))));
+  EXPECT_FALSE(drift::io::is_disk_full(absl::DataLossError(std::string("c: ") + std::strerror(EIO))));
+  EXPECT_FALSE(drift::io::is_disk_full(absl::OkStatus()));
+}

@@ -12,6 +12,7 @@
 #include <exception>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 
@@ -40,6 +41,11 @@ std::string parent_dir(const std::string& p) {
 // HDF5 keeps one error stack per thread (thread-safe build) and prints it to
 // stderr by default. Switch printing off once per thread before any call.
 void silence_hdf5() {
+  // No HDF5 clean-up at process exit: it closes files left open, and on a file
+  // whose close failed (a full disk) HDF5 1.10 crashes there (H5F__close_cb).
+  // Every file is closed explicitly (H5File::close), so nothing is lost.
+  static const bool no_atexit = [] { return H5dont_atexit() >= 0; }();
+  (void)no_atexit;
   thread_local bool done = false;
   if (!done) {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
@@ -54,11 +60,24 @@ herr_t first_error_cb(unsigned n, const H5E_error2_t* err, void* data) {
 }
 
 // The innermost message of HDF5's error stack (then cleared), as " (hdf5: ...)".
+// " (hdf5: WHAT)" from the innermost HDF5 error on this thread, on one line:
+// where the error came from the system (HDF5 prints "errno = N, error message =
+// '...'" among a dump of the write call), only the system's message is kept.
 std::string hdf5_detail() {
   std::string msg;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first_error_cb, &msg);
   H5Eclear2(H5E_DEFAULT);
-  return msg.empty() ? std::string() : absl::StrCat(" (hdf5: ", msg, ")");
+  if (msg.empty()) return std::string();
+  static constexpr std::string_view kSys = "error message = '";
+  if (const auto at = msg.find(kSys); at != std::string::npos) {
+    const auto from = at + kSys.size();
+    const auto to = msg.find('\'', from);
+    std::string what = msg.substr(0, msg.find(':'));  // "file write failed"
+    msg = absl::StrCat(what, ": ", msg.substr(from, to == std::string::npos ? to : to - from));
+  }
+  for (char& c : msg)
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  return absl::StrCat(" (hdf5: ", msg, ")");
 }
 
 // RAII for one HDF5 identifier.
@@ -231,6 +250,32 @@ absl::StatusOr<H5File> H5File::create(const std::string& path) {
     return absl::PermissionDeniedError(
         absl::StrCat(path, ": cannot create HDF5 file", hdf5_detail()));
   return H5File(id, path, true);
+}
+
+absl::StatusOr<H5File> H5File::create_in_memory(const std::string& name) {
+  silence_hdf5();
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
+  // 1 MiB growth steps; no backing store: nothing touches the disk.
+  H5Pset_fapl_core(fapl.get(), size_t{1} << 20, /*backing_store=*/0);
+  const hid_t id = H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+  if (id < 0)
+    return absl::ResourceExhaustedError(
+        absl::StrCat(name, ": cannot create an HDF5 file in memory", hdf5_detail()));
+  return H5File(id, name, true);
+}
+
+absl::StatusOr<std::vector<char>> H5File::file_image() {
+  silence_hdf5();
+  if (id_ < 0) return absl::FailedPreconditionError(absl::StrCat(path_, ": file is closed"));
+  if (H5Fflush(id_, H5F_SCOPE_GLOBAL) < 0)
+    return absl::DataLossError(absl::StrCat(path_, ": cannot flush", hdf5_detail()));
+  const ssize_t n = H5Fget_file_image(id_, nullptr, 0);
+  if (n < 0) return absl::DataLossError(absl::StrCat(path_, ": no file image", hdf5_detail()));
+  std::vector<char> bytes(static_cast<size_t>(n));
+  if (H5Fget_file_image(id_, bytes.data(), bytes.size()) != n)
+    return absl::DataLossError(absl::StrCat(path_, ": cannot copy the file image", hdf5_detail()));
+  return bytes;
 }
 
 H5File::H5File(H5File&& o) noexcept : id_(o.id_), path_(std::move(o.path_)), writable_(o.writable_) {
@@ -756,8 +801,43 @@ absl::Status fsync_path(const std::string& path, bool directory) {
 
 }  // namespace
 
+bool is_disk_full(const absl::Status& st) {
+  if (st.ok()) return false;
+  if (st.code() == absl::StatusCode::kResourceExhausted) return true;
+  const absl::string_view m = st.message();
+  return absl::StrContains(m, std::strerror(ENOSPC)) || absl::StrContains(m, std::strerror(EDQUOT));
+}
+
+namespace {
+
+// Writes `bytes` to a new file `path` (which must not exist) and syncs it.
+absl::Status write_bytes(const std::string& path, const std::vector<char>& bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return absl::PermissionDeniedError(absl::StrCat(path, ": cannot create: ", std::strerror(errno)));
+  size_t done = 0;
+  int err = 0;
+  while (done < bytes.size()) {
+    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      err = errno;
+      break;
+    }
+    done += static_cast<size_t>(w);
+  }
+  if (err == 0 && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && err == 0) err = errno;
+  if (err == 0) return absl::OkStatus();
+  const std::string what = absl::StrCat(path, ": write failed after ", done, " of ", bytes.size(),
+                                        " bytes: ", std::strerror(err));
+  return absl::DataLossError(what);  // write_h5_atomically names a full device
+}
+
+}  // namespace
+
 absl::Status write_h5_atomically(const std::string& path,
-                                 const std::function<absl::Status(H5File&)>& fill) {
+                                 const std::function<absl::Status(H5File&)>& fill,
+                                 AtomicWrite where) {
   const std::string tmp = atomic_temp_path(path);
   const std::string parent = parent_dir(path);
   if (!is_dir(parent))
@@ -767,14 +847,19 @@ absl::Status write_h5_atomically(const std::string& path,
 
   auto cleanup = [&](absl::Status st) {
     ::unlink(tmp.c_str());
+    if (is_disk_full(st))
+      return absl::ResourceExhaustedError(
+          absl::StrCat(path, ": cannot write, the device is full (", st.message(), "); ", path,
+                       " is left as it was and the temporary file is removed"));
     return st;
   };
 
-  auto file = H5File::create(tmp);
+  const bool in_memory = where == AtomicWrite::kInMemory;
+  auto file = in_memory ? H5File::create_in_memory(tmp) : H5File::create(tmp);
   if (!file.ok())
-    return absl::Status(file.status().code(),
-                        absl::StrCat(path, ": cannot write (temporary ", tmp,
-                                     "): ", file.status().message()));
+    return cleanup(absl::Status(file.status().code(),
+                                absl::StrCat(path, ": cannot write (temporary ", tmp,
+                                             "): ", file.status().message())));
   absl::Status st;
   try {
     st = fill(*file);
@@ -785,9 +870,15 @@ absl::Status write_h5_atomically(const std::string& path,
     file->close().IgnoreError();
     return cleanup(st);
   }
-  st = file->close();
-  if (!st.ok()) return cleanup(st);
-  st = fsync_path(tmp, false);
+  if (in_memory) {
+    auto image = file->file_image();
+    file->close().IgnoreError();
+    if (!image.ok()) return cleanup(image.status());
+    st = write_bytes(tmp, *image);
+  } else {
+    st = file->close();
+    if (st.ok()) st = fsync_path(tmp, false);
+  }
   if (!st.ok()) return cleanup(st);
   if (::rename(tmp.c_str(), path.c_str()) != 0)
     return cleanup(absl::PermissionDeniedError(

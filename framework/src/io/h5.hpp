@@ -56,6 +56,11 @@ class H5File {
   static absl::StatusOr<H5File> open_read(const std::string& path);
   // Creates (truncates) a file for writing. Prefer write_h5_atomically().
   static absl::StatusOr<H5File> create(const std::string& path);
+  // Creates a file that lives in memory only (HDF5's core driver, no backing
+  // store); `name` is used in messages. Its bytes come out with file_image().
+  static absl::StatusOr<H5File> create_in_memory(const std::string& name);
+  // The bytes of a file made by create_in_memory(), flushed (the file stays open).
+  absl::StatusOr<std::vector<char>> file_image();
 
   H5File(H5File&& other) noexcept;
   H5File& operator=(H5File&& other) noexcept;
@@ -147,8 +152,23 @@ class H5File {
 // step fails, the temporary file is removed, `path` is left as it was (absent
 // or the previous complete file) and the error is returned. A reader never
 // sees a half-written `path`. The directory of `path` must exist.
+// A full device (ENOSPC, EDQUOT) anywhere on the way is reported as
+// absl::StatusCode::kResourceExhausted, one line naming `path`.
+//
+// Where: kOnDisk builds the temporary file on disk through HDF5 (for files too
+// big to hold in memory twice, such as a feature cache); kInMemory builds it in
+// memory and writes its bytes out in one go, so a full disk surfaces as a
+// plain write() error. (HDF5 1.10 crashes, rather than failing, when the disk
+// fills during H5Ocopy: the merge of cell files into a results file uses it.)
+enum class AtomicWrite { kOnDisk, kInMemory };
 absl::Status write_h5_atomically(const std::string& path,
-                                 const std::function<absl::Status(H5File&)>& fill);
+                                 const std::function<absl::Status(H5File&)>& fill,
+                                 AtomicWrite where = AtomicWrite::kOnDisk);
+
+// Whether `st` failed because the device (or the user's quota) is full: its code
+// is kResourceExhausted, or its message holds the system's text for ENOSPC or
+// EDQUOT (as HDF5 and strerror() word them).
+bool is_disk_full(const absl::Status& st);
 
 // The temporary name write_h5_atomically() uses for `path` in this process.
 std::string atomic_temp_path(const std::string& path);

@@ -172,7 +172,7 @@ absl::Status write_experiment_file(const std::string& output, const config::Expe
       summary.set("error", err.ok() ? *err : std::string());
     }
     return io::write_table(f, "summary", summary);
-  });
+  }, io::AtomicWrite::kInMemory);  // H5Ocopy crashes on a full disk: see h5.hpp
 }
 
 }  // namespace drift::sweep

@@ -489,11 +489,20 @@ int run_sweep(const SweepOptions& opt) {
   };
 
   bool merge_failed = false;
+  // The first error that says the device is full: no further cell is started
+  // (each would fail the same way); the queued ones are reported as not run.
+  std::string disk_full;
+  std::string last_merge_error;  // printed once, not after every cell
   auto merge = [&]() {
     auto st = write_experiment_file(output, exp, cells, cells_dir);
     if (!st.ok()) {
-      std::cerr << "drift-run: " << st.message() << "\n";
+      if (st.message() != last_merge_error) std::cerr << "drift-run: " << st.message() << "\n";
+      last_merge_error = std::string(st.message());
+      if (io::is_disk_full(st) && disk_full.empty()) disk_full = last_merge_error;
       merge_failed = true;
+    } else {
+      merge_failed = false;
+      last_merge_error.clear();
     }
   };
   // Cells that finished after the last rebuild of a killed run are merged now.
@@ -711,6 +720,7 @@ int run_sweep(const SweepOptions& opt) {
       o.wall_time_s = wall;
       auto st = train::write_cell_file(cell_path, cfg, o, nullptr, tail);
       if (!st.ok()) std::cerr << "drift-run: " << st.message() << "\n";
+      if (io::is_disk_full(st) && disk_full.empty()) disk_full = std::string(st.message());
       status = "failed";
     }
     if (status == "done") {
@@ -732,6 +742,8 @@ int run_sweep(const SweepOptions& opt) {
         auto err = f->read_string_attr("cell", "error");
         if (err.ok()) absl::StrAppend(&line, ": ", *err);
       }
+      if (status == "failed" && disk_full.empty() && io::is_disk_full(absl::UnknownError(line)))
+        disk_full = line;
     }
     print_line(line);
     clear_cell_report(r.lock_fd);
@@ -801,9 +813,9 @@ int run_sweep(const SweepOptions& opt) {
     finish_cell(r, wstatus);
   };
 
-  while ((!pending.empty() || !running.empty())) {
+  while (((!pending.empty() && disk_full.empty()) || !running.empty())) {
     if (g_stop_signal) break;
-    while (!pending.empty() && static_cast<int>(running.size()) < jobs) {
+    while (!pending.empty() && static_cast<int>(running.size()) < jobs && disk_full.empty()) {
       size_t c = pending.front();
       pending.pop_front();
       const int started = start_cell(c);
@@ -882,7 +894,18 @@ int run_sweep(const SweepOptions& opt) {
   std::string summary = absl::StrFormat("drift-run: %d done, %d failed, %d diverged, %d skipped (already finished)",
                                         n_done, n_failed, n_diverged, n_skipped);
   if (n_busy > 0) absl::StrAppend(&summary, ", ", n_busy, " run by another drift-run");
+  if (!disk_full.empty() && !pending.empty()) {
+    std::vector<size_t> not_run(pending.begin(), pending.end());
+    std::sort(not_run.begin(), not_run.end());
+    absl::StrAppend(&summary, ", ", not_run.size(), " not run (cell", not_run.size() == 1 ? " " : "s ",
+                    absl::StrJoin(not_run, ", "), ")");
+  }
   print_line(absl::StrCat(summary, " -> ", opt.array_task ? cell_file_path(cells_dir, selected.front()) : output));
+  if (!disk_full.empty()) {
+    std::cerr << "drift-run: stopped: the device is full (the error above); free some space and "
+                 "run the same command: the finished cells are kept, only the others run\n";
+    return 1;
+  }
   // 0 only when every selected cell is done (a skipped diverged cell is not).
   return (n_failed > 0 || n_diverged > 0 || n_skipped_diverged > 0 || merge_failed) ? 1 : 0;
 }

@@ -127,7 +127,7 @@ absl::Status write_cell_file(const std::string& path, const config::ExperimentCo
         if (auto s = f.write(g + "/generator/" + name, t); !s.ok()) return s;
     }
     return absl::OkStatus();
-  });
+  }, io::AtomicWrite::kInMemory);
 }
 
 }  // namespace drift::train
