@@ -1,5 +1,5 @@
 // The default drift field on a CUDA GPU (kernel "laplace" + normalizer
-// "feature_drift", float32, temperatures {0.02, 0.05, 0.2}), issue 7 section 5:
+// "feature_drift", float32, temperatures {0.02, 0.05, 0.2}) (docs/guide/running.md §8, GPU):
 //   W2_1024 [1024, 64, 64, 16, 128]  (W2 of bench_drift_field with B = 1024)
 //   W2      [256, 64, 64, 16, 128]
 //   W3      [16, 64, 64, 16, 1024]

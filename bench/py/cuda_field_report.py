@@ -1,4 +1,4 @@
-"""Issue 7 section 5 on a CUDA GPU: the drift field workloads of
+"""On a CUDA GPU: the drift field workloads of
 bench/bench_cuda_field.cpp (float32, temperatures 0.02/0.05/0.2) in PyTorch eager
 and torch.compile of the same math (bench/py/drift_field.py) next to drift's
 CUDA kernel and its plain LibTorch code (Google Benchmark JSON of the same

@@ -1,4 +1,4 @@
-"""What a user would train instead (issue 14 section 5): a class-conditional GAN
+"""What a user would train instead (the baseline of docs/results/images.md): a class-conditional GAN
 for 32x32 Fashion-MNIST in PyTorch, given a CPU-seconds budget, writing 1000
 samples (100 per class) that drift-eval scores like drift's own.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The ONE script of a GPU session (issue 7). Runs ON the device machine, from the
+# The ONE script of a GPU session (docs/guide/running.md §8). Runs ON the device machine, from the
 # repository root, with gpu-bundle/ carried (made on the CPU machine by
 # scripts/gpu/prepare.sh):
 #

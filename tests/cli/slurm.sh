@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sweeps on Slurm (README "Running on a cluster", sweep/slurm.hpp), against a
+# Sweeps on Slurm (docs/guide/running.md §6, sweep/slurm.hpp), against a
 # real one-node cluster that this test starts: Debian's munged, slurmctld and
 # slurmd (tests/slurm/cluster.sh). Where they cannot start (not installed, not
 # root) the test says why and exits 77 (ctest: skipped, never passed).

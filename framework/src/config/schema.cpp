@@ -253,7 +253,7 @@ std::vector<SectionSchema> build_schema() {
     SectionSchema slurm = plain_section(
         "slurm",
         "How `drift-run --slurm FILE` submits the cells to a Slurm cluster: one job array, one "
-        "task per cell, plus a merge job that depends on it (README, \"Running on a cluster\"). "
+        "task per cell, plus a merge job that depends on it (docs/guide/running.md §6). "
         "The command line overrides these keys (`--partition`, `--time`, `--cpus-per-task`, "
         "`--gpus-per-task`, `--mem`, `--max-running`, `--sbatch-option`). Not part of a cell's "
         "configuration: changing it reruns nothing.",

@@ -1,4 +1,4 @@
-// The real-feature cache ([train] feature_cache, issue 14 section 2): for a
+// The real-feature cache ([train] feature_cache): for a
 // frozen encoder, the features of every image of a finite dataset split are
 // computed once per (encoder weights, feature configuration, data, storage
 // dtype) and kept in an HDF5 file, so that positives and real negatives cost a
