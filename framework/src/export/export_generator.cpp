@@ -135,6 +135,19 @@ absl::Status load_weights(const io::H5File& f, const std::string& group, const s
 
 }  // namespace
 
+std::string python_unloadable_part(const std::string& dotted_name) {
+  static const char* const kKeywords[] = {
+      "False", "None",   "True",    "and",      "as",     "assert", "async",  "await",
+      "break", "class",  "continue", "def",     "del",    "elif",   "else",   "except",
+      "finally", "for",  "from",    "global",   "if",     "import", "in",     "is",
+      "lambda", "nonlocal", "not",  "or",       "pass",   "raise",  "return", "try",
+      "while", "with",   "yield"};
+  for (absl::string_view part : absl::StrSplit(dotted_name, '.'))
+    for (const char* k : kKeywords)
+      if (part == k) return std::string(part);
+  return "";
+}
+
 absl::StatusOr<ExportReport> export_generator(const ExportOptions& o) {
   auto f = io::H5File::open_read(o.results);
   if (!f.ok()) return f.status();
@@ -184,6 +197,20 @@ absl::StatusOr<ExportReport> export_generator(const ExportOptions& o) {
   rep.sample_shape = gctx.sample_shape;
   rep.eval_noise_seed = train::eval_noise_seed(cfg->seed);
   const int64_t B = rep.batch;
+
+  // Names Python cannot load back (the C++ self-check below would not notice).
+  for (const auto& kv : generator->named_parameters())
+    if (auto bad = python_unloadable_part(kv.key()); !bad.empty())
+      return error(absl::StrCat(where, ": generator '", cfg->generator.name, "' has a parameter '",
+                                kv.key(), "': '", bad, "' is a Python keyword, so torch.jit.load in "
+                                "Python could not read the exported file; rename that submodule or "
+                                "parameter in the plugin"));
+  for (const auto& kv : generator->named_buffers())
+    if (auto bad = python_unloadable_part(kv.key()); !bad.empty())
+      return error(absl::StrCat(where, ": generator '", cfg->generator.name, "' has a buffer '",
+                                kv.key(), "': '", bad, "' is a Python keyword, so torch.jit.load in "
+                                "Python could not read the exported file; rename that submodule or "
+                                "buffer in the plugin"));
 
   // Trace generate() with the noise drawn from the default generator (a
   // generator object cannot be an input of a trace).

@@ -46,4 +46,10 @@ struct ExportReport {
 // Every failure is one line naming the file, the cell or dataset and what was expected.
 absl::StatusOr<ExportReport> export_generator(const ExportOptions& opts);
 
+// The first part of a dotted parameter or buffer name ("in.weight" -> "in")
+// that Python's torch.jit.load cannot read back as an attribute: a Python
+// keyword. "" when every part is fine. export_generator refuses such a
+// generator before writing a file that only C++ could load.
+std::string python_unloadable_part(const std::string& dotted_name);
+
 }  // namespace drift::exporter
