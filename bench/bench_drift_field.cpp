@@ -8,6 +8,11 @@
 // [B,Cg,T]x[B,T,S] with torch::bmm). bench/compare_drift_field.sh runs this and
 // the same math in PyTorch eager and torch.compile side by side.
 //
+// The fused kernel runs the copy for the best instruction set this CPU has, or
+// the one DRIFT_FUSED_ISA=v4|v3|default forces (plugins/kernels/laplace/
+// fused_isa.hpp); the output names it (context "fused_isa", and the label of
+// the fused rows) with the CPU model ("cpu_model").
+//
 // Peak memory: `bench_drift_field --peak_rss=IMPL:W` (IMPL plain|fused, W W1|W2|W3)
 // runs one call in this process and prints the growth of the maximum resident
 // set size over the state before the call (run each in its own process).
@@ -20,6 +25,9 @@
 #include <string>
 #include <vector>
 
+#include <fstream>
+
+#include "../plugins/kernels/laplace/fused_isa.hpp"
 #include "drift/field.hpp"
 #include "runtime/registry.hpp"
 #include "runtime/threads.hpp"
@@ -82,6 +90,18 @@ Components& components() {
   return c;
 }
 
+// The "model name" line of /proc/cpuinfo (lscpu's Model name).
+std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) {
+      const auto colon = line.find(':');
+      return colon == std::string::npos ? line : line.substr(line.find_first_not_of(" \t", colon + 1));
+    }
+  return "unknown";
+}
+
 void BM_Field(benchmark::State& state, const Workload w, bool fused) {
   auto& c = components();
   if (!c.error.empty()) {
@@ -91,6 +111,7 @@ void BM_Field(benchmark::State& state, const Workload w, bool fused) {
   const auto in = make_inputs(w);
   const drift::DriftKernel& k = fused ? *c.fused : *c.plain;
   torch::NoGradGuard ng;
+  if (fused) state.SetLabel("isa=" + drift::laplace::fused_isa());
   for (auto _ : state) {
     auto out = k.compute(in, *c.norm);
     benchmark::DoNotOptimize(out.V.data_ptr());
@@ -134,7 +155,8 @@ int peak_rss(const std::string& spec) {
     const long before = max_rss_kb();
     auto out = (impl == "fused" ? *c.fused : *c.plain).compute(in, *c.norm);
     const long after = max_rss_kb();
-    std::printf("peak_rss_growth_kb %s %s %ld\n", impl.c_str(), w.name, after - before);
+    std::printf("peak_rss_growth_kb %s %s %ld%s\n", impl.c_str(), w.name, after - before,
+                impl == "fused" ? (" (isa " + drift::laplace::fused_isa() + ")").c_str() : "");
     return 0;
   }
   std::fprintf(stderr, "unknown workload %s\n", wname.c_str());
@@ -145,6 +167,15 @@ int peak_rss(const std::string& spec) {
 
 int main(int argc, char** argv) {
   drift::runtime::init_threads();
+  std::string isa;
+  try {
+    isa = drift::laplace::fused_isa();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+  benchmark::AddCustomContext("fused_isa", isa);
+  benchmark::AddCustomContext("cpu_model", cpu_model());
   for (int i = 1; i < argc; ++i)
     if (std::strncmp(argv[i], "--peak_rss=", 11) == 0) return peak_rss(argv[i] + 11);
   for (const auto& w : kWorkloads) {

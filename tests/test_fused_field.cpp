@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -21,6 +22,7 @@
 #include "field/field_io.hpp"
 #include "io/h5.hpp"
 #include "field_cases.hpp"
+#include "../plugins/kernels/laplace/fused_isa.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -203,6 +205,111 @@ TEST(FusedField, ResultDoesNotDependOnThreadCount) {
 }
 
 // Golden cases for both implementations: tests/test_golden.cpp.
+
+// ---------------------------------------------------------------- instruction sets
+
+// Sets DRIFT_FUSED_ISA (fused_isa.hpp) for one scope, then restores it.
+class ScopedIsa {
+ public:
+  explicit ScopedIsa(const std::string& isa) {
+    if (const char* old = std::getenv("DRIFT_FUSED_ISA")) old_ = old, had_ = true;
+    setenv("DRIFT_FUSED_ISA", isa.c_str(), 1);
+  }
+  ~ScopedIsa() {
+    if (had_) setenv("DRIFT_FUSED_ISA", old_.c_str(), 1);
+    else unsetenv("DRIFT_FUSED_ISA");
+  }
+
+ private:
+  std::string old_;
+  bool had_ = false;
+};
+
+const std::vector<std::string> kIsas = {"v4", "v3", "default"};
+
+// Every golden case: the fused result against the plain one (float64 within
+// 1e-9; float32 within 1e-4 of plain in float64 on the same float32 inputs).
+void golden_fused_vs_plain(const std::string& label) {
+  auto cases = drift::test::golden_cases();
+  ASSERT_TRUE(cases.ok()) << cases.status();
+  ASSERT_FALSE(cases->empty());
+  double worst64 = 0, worst32 = 0;
+  for (const auto& path : *cases) {
+    SCOPED_TRACE(path);
+    auto raw = drift::field::read_field_inputs(path, torch::kFloat64);
+    ASSERT_TRUE(raw.ok()) << raw.status();
+    const DriftInputs in64 = *raw;
+    const DriftInputs in32 = to_dtype(in64, torch::kFloat32);
+    const double e64 = worst_err(compute(in64, "fused"), compute(in64, "plain"), torch::kFloat64,
+                                 path + " float64");
+    const double e32 = worst_err(compute(in32, "fused"),
+                                 compute(to_dtype(in32, torch::kFloat64), "plain"),
+                                 torch::kFloat32, path + " float32");
+    EXPECT_LE(e64, 1e-9) << path << label;
+    EXPECT_LE(e32, 1e-4) << path << label;
+    worst64 = std::max(worst64, e64);
+    worst32 = std::max(worst32, e32);
+  }
+  std::cout << "[golden fused vs plain" << label << "] " << cases->size()
+            << " cases: max relative error float64 " << worst64 << ", float32 " << worst32 << "\n";
+}
+
+// Every copy of the fused kernel that this CPU runs, forced in turn, against
+// the plain path: random shapes and regimes, and the golden cases.
+TEST(FusedFieldIsa, EveryCopyTheCpuRunsMatchesPlain) {
+  int ran = 0;
+  for (const std::string& isa : kIsas) {
+    if (!drift::laplace::fused_isa_supported(isa)) {
+      std::cout << "[fused isa] " << isa << ": not supported by this CPU, not tested\n";
+      continue;
+    }
+    SCOPED_TRACE("DRIFT_FUSED_ISA=" + isa);
+    ScopedIsa forced(isa);
+    EXPECT_EQ(drift::laplace::fused_isa(), isa);
+    compare_on_cases("feature_drift", {}, " isa " + isa);
+    compare_on_cases("none", {{"min_affinity", drift::ParamValue(0.0)},
+                              {"min_normalizer", drift::ParamValue(1e-2)}},
+                     " isa " + isa + " clamp 1e-2 floor 0", 1e-20);
+    golden_fused_vs_plain(" isa " + isa);
+    ++ran;
+  }
+  EXPECT_GE(ran, 1);  // "default" runs everywhere
+}
+
+// A value that names no copy, or a copy this CPU cannot run, is refused with
+// one line naming the variable; auto and empty mean the default choice.
+TEST(FusedFieldIsa, BadOrUnsupportedValueIsRefused) {
+  const DriftInputs in = make_inputs(Case{"isa", 2, 6, 5, 2, 4}, 3);
+  for (const std::string& bad : {"avx512", "V4", "x86-64-v3"}) {
+    ScopedIsa forced(bad);
+    try {
+      compute(in, "fused");
+      ADD_FAILURE() << "DRIFT_FUSED_ISA=" << bad << " was accepted";
+    } catch (const std::exception& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("DRIFT_FUSED_ISA"), std::string::npos) << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    }
+  }
+  for (const std::string& isa : kIsas) {
+    if (drift::laplace::fused_isa_supported(isa)) continue;
+    ScopedIsa forced(isa);
+    EXPECT_THROW(compute(in, "fused"), std::exception) << isa;
+  }
+  std::string best;
+  {
+    ScopedIsa forced("auto");
+    best = drift::laplace::fused_isa();
+    EXPECT_TRUE(drift::laplace::fused_isa_supported(best));
+  }
+  {
+    ScopedIsa forced("");
+    EXPECT_EQ(drift::laplace::fused_isa(), best);
+  }
+  // The plain path never reads it.
+  ScopedIsa forced("bogus");
+  EXPECT_NO_THROW(compute(in, "plain"));
+}
 
 // ---------------------------------------------------------------- parameter
 
