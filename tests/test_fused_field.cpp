@@ -276,6 +276,34 @@ TEST(FusedFieldIsa, EveryCopyTheCpuRunsMatchesPlain) {
   EXPECT_GE(ran, 1);  // "default" runs everywhere
 }
 
+// Each copy gives the same bits for any thread count (as the default choice
+// does above), and the copies are really different code: with vectors of
+// 16, 8 and 4 floats they add up in different orders, so on these inputs
+// their float32 results differ in the last bits (all within tolerance above).
+TEST(FusedFieldIsa, EachCopyIsThreadCountIndependentAndTheCopiesDiffer) {
+  const DriftInputs in64 = make_inputs(Case{"isa_threads", 3, 37, 20, 5, 33}, 7);
+  const DriftInputs in32 = to_dtype(in64, torch::kFloat32);
+  std::map<std::string, torch::Tensor> v32;
+  for (const std::string& isa : kIsas) {
+    if (!drift::laplace::fused_isa_supported(isa)) continue;
+    SCOPED_TRACE("DRIFT_FUSED_ISA=" + isa);
+    ScopedIsa forced(isa);
+    for (const DriftInputs* in : {&in64, &in32}) {
+      const int before = at::get_num_threads();
+      at::set_num_threads(1);
+      const DriftOutputs a = compute(*in, "fused");
+      at::set_num_threads(std::max(2, before));
+      const DriftOutputs b = compute(*in, "fused");
+      at::set_num_threads(before);
+      for (const auto& [name, t] : fields(a)) EXPECT_TRUE(torch::equal(t, fields(b).at(name))) << name;
+      if (in == &in32) v32[isa] = a.V;
+    }
+  }
+  for (const auto& [i, a] : v32)
+    for (const auto& [j, b] : v32)
+      if (i < j) EXPECT_FALSE(torch::equal(a, b)) << i << " and " << j << " gave the same bits";
+}
+
 // A value that names no copy, or a copy this CPU cannot run, is refused with
 // one line naming the variable; auto and empty mean the default choice.
 TEST(FusedFieldIsa, BadOrUnsupportedValueIsRefused) {

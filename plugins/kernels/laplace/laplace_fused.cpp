@@ -121,14 +121,14 @@ template <typename T> struct Stages {
 #pragma GCC push_options
 #pragma GCC target("arch=x86-64-v3")
 #define DRIFT_FUSED_NS isa_v3
-#define DRIFT_FUSED_BYTES 64
+#define DRIFT_FUSED_BYTES 32
 #include "laplace_fused_isa.inc"
 #undef DRIFT_FUSED_NS
 #undef DRIFT_FUSED_BYTES
 #pragma GCC pop_options
 #endif
 #define DRIFT_FUSED_NS isa_default
-#define DRIFT_FUSED_BYTES 64
+#define DRIFT_FUSED_BYTES 16
 #include "laplace_fused_isa.inc"
 #undef DRIFT_FUSED_NS
 #undef DRIFT_FUSED_BYTES
