@@ -10,6 +10,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -303,6 +306,23 @@ TEST(FusedFieldIsa, EachCopyIsThreadCountIndependentAndTheCopiesDiffer) {
     for (const auto& [j, b] : v32)
       if (i < j) EXPECT_FALSE(torch::equal(a, b)) << i << " and " << j << " gave the same bits";
 }
+
+#if defined(__x86_64__)
+// Stages E and K + G flush subnormals to zero (MXCSR FTZ + DAZ) and restore
+// the caller's floating-point mode on return, in every copy.
+TEST(FusedFieldIsa, CallerFloatingPointModeIsRestored) {
+  const DriftInputs in = make_inputs(Case{"mxcsr", 2, 70, 9, 4, 20, {1e-3, 0.2}}, 3);
+  const unsigned before = _mm_getcsr();
+  ASSERT_EQ(before & 0x8040u, 0u) << "the test expects FTZ and DAZ off";
+  for (const std::string& isa : kIsas) {
+    if (!drift::laplace::fused_isa_supported(isa)) continue;
+    ScopedIsa forced(isa);
+    compute(in, "fused");
+    compute(to_dtype(in, torch::kFloat32), "fused");
+    EXPECT_EQ(_mm_getcsr(), before) << isa;
+  }
+}
+#endif
 
 // A value that names no copy, or a copy this CPU cannot run, is refused with
 // one line naming the variable; auto and empty mean the default choice.

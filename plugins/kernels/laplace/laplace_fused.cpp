@@ -48,7 +48,8 @@
 // any x86-64 machine. exp() is a branch-free Cody-Waite + polynomial
 // evaluation (float: Cephes expf, ~1 ulp; double: degree-13 Taylor, ~2 ulp);
 // arguments are clamped from below where exp would be subnormal (such a term is
-// added to a sum >= 1 or lies below the affinity floor).
+// added to a sum >= 1 or lies below the affinity floor), and the stages with
+// exponentials run with subnormal results flushed to zero (FlushSubnormals).
 //
 // Buffers: intermediates live in a per-calling-thread workspace that is reused
 // across calls (no page faults per call after the first); V and goal are new
@@ -68,6 +69,9 @@
 #include <memory>
 #include <new>
 #include <vector>
+#if defined(__x86_64__) || defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 // The 64-byte vector types below are passed between always-inline functions
 // only; GCC's note that their ABI differs without AVX-512 does not apply.
@@ -89,6 +93,23 @@ constexpr int kGemmCoords = 2;     // K @ Y tile: coordinates
 constexpr int64_t kRowChunk = 64;  // rows per partial column sum (fixed: thread-count independent)
 
 #define DRIFT_ALWAYS_INLINE inline __attribute__((always_inline))
+
+// Stages E and K + G run with subnormal results and inputs flushed to zero
+// (x86 MXCSR FTZ + DAZ, restored on return). Their exponentials reach
+// exp(-87) (float) / exp(-708) (double), and their squares and products
+// underflow: each such result costs a microcode assist on Intel cores (W1 ran
+// 2x slower). A subnormal term is below the last bit of the sums it enters,
+// or below the affinity floor; the tests hold the same tolerances with and
+// without a floor.
+struct FlushSubnormals {
+#if defined(__x86_64__) || defined(__SSE__)
+  FlushSubnormals() : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x8040u); }  // FTZ | DAZ
+  ~FlushSubnormals() { _mm_setcsr(saved); }
+  FlushSubnormals(const FlushSubnormals&) = delete;
+  FlushSubnormals& operator=(const FlushSubnormals&) = delete;
+  unsigned saved;
+#endif
+};
 
 // The vectorised stages of one instruction set (laplace_fused_isa.inc).
 template <typename T> struct Stages {
