@@ -5,6 +5,8 @@
 # one run with the same thread count; prints one table with the ratios, then
 # the peak-memory growth of plain and fused on W2 (separate processes).
 #   bash bench/compare_drift_field.sh [BUILD_DIR] [THREADS]
+# The fused kernel runs its copy for the best instruction set of this CPU;
+# DRIFT_FUSED_ISA=v4|v3|default forces one (the table names the copy and the CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}

@@ -53,7 +53,10 @@ def main():
 
     cpp = {}
     with open(a.cpp_json) as f:
-        for b in json.load(f)["benchmarks"]:
+        report = json.load(f)
+        ctx = report.get("context", {})
+        isa, cpu = ctx.get("fused_isa", "?"), ctx.get("cpu_model", "?")
+        for b in report["benchmarks"]:
             if b.get("run_type", "iteration") != "iteration":
                 continue
             _, w, impl = b["name"].split("/")[:3]
@@ -74,7 +77,8 @@ def main():
                      cpp.get((w, "gemm_floor"))))
 
     print(f"threads={a.threads}  torch {torch.__version__}  (times: ms per call, median)")
-    hdr = ("workload", "[B,Cg,Cp,Cn,S]", "eager", "compile", "plain", "fused", "gemm",
+    print(f"CPU: {cpu}; fused kernel copy: {isa} (DRIFT_FUSED_ISA=v4|v3|default forces one)")
+    hdr = ("workload", "[B,Cg,Cp,Cn,S]", "eager", "compile", "plain", f"fused ({isa})", "gemm",
            "eager/fused", "compile/fused", "fused/gemm")
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---|" * len(hdr))
