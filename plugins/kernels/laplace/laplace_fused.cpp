@@ -108,6 +108,8 @@ struct FlushSubnormals {
   FlushSubnormals(const FlushSubnormals&) = delete;
   FlushSubnormals& operator=(const FlushSubnormals&) = delete;
   unsigned saved;
+#else
+  FlushSubnormals() {}  // no FTZ control here: subnormals are computed
 #endif
 };
 
