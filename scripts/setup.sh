@@ -49,6 +49,10 @@ fi
 log "torch $(.venv/bin/python -c 'import torch; print(torch.__version__)') in .venv"
 
 # --- 3. Configure and build -------------------------------------------------------
+if [ "${DRIFT_SETUP_NO_BUILD:-0}" = 1 ]; then
+  log "DRIFT_SETUP_NO_BUILD=1: not configuring or building"
+  exit 0
+fi
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
   log "configuring $BUILD_DIR (Release)"
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDRIFT_PYTHON="$ROOT/.venv/bin/python"

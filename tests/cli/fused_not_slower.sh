@@ -11,6 +11,10 @@ set -euo pipefail
 bench=$DRIFT_BINARY_DIR/bin/bench_drift_field
 fail() { echo "FAIL: $*"; exit 1; }
 [ -x "$bench" ] || fail "$bench not built"
+if [ -n "${DRIFT_SANITIZED:-}" ]; then
+  echo "skip: a sanitizer build (scripts/sanitize.sh): its timings say nothing about speed"
+  exit 77
+fi
 command -v python3 > /dev/null || { echo "skip: no python3 to read the benchmark's JSON"; exit 77; }
 tmp=$(mktemp -d /tmp/drift-fused-speed-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
