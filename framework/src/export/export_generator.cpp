@@ -199,18 +199,13 @@ absl::StatusOr<ExportReport> export_generator(const ExportOptions& o) {
   const int64_t B = rep.batch;
 
   // Names Python cannot load back (the C++ self-check below would not notice).
-  for (const auto& kv : generator->named_parameters())
-    if (auto bad = python_unloadable_part(kv.key()); !bad.empty())
-      return error(absl::StrCat(where, ": generator '", cfg->generator.name, "' has a parameter '",
-                                kv.key(), "': '", bad, "' is a Python keyword, so torch.jit.load in "
-                                "Python could not read the exported file; rename that submodule or "
-                                "parameter in the plugin"));
-  for (const auto& kv : generator->named_buffers())
-    if (auto bad = python_unloadable_part(kv.key()); !bad.empty())
-      return error(absl::StrCat(where, ": generator '", cfg->generator.name, "' has a buffer '",
-                                kv.key(), "': '", bad, "' is a Python keyword, so torch.jit.load in "
-                                "Python could not read the exported file; rename that submodule or "
-                                "buffer in the plugin"));
+  for (const auto& [what, tensors] : {std::pair{"parameter", generator->named_parameters()},
+                                      std::pair{"buffer", generator->named_buffers()}})
+    for (const auto& kv : tensors)
+      if (auto bad = python_unloadable_part(kv.key()); !bad.empty())
+        return error(absl::StrCat(where, ": generator '", cfg->generator.name, "' has a ", what, " '",
+                                  kv.key(), "': '", bad, "' is a Python keyword, so torch.jit.load "
+                                  "in Python could not read the exported file; rename it in the plugin"));
 
   // Trace generate() with the noise drawn from the default generator (a
   // generator object cannot be an input of a trace).
