@@ -151,7 +151,7 @@ TEST(KernelGeneral, DefaultsEqualLaplacePlain) {
       const auto got = run("general", {}, in, norm);  // defaults
       ASSERT_TRUE(all_finite(got));
       for (const auto& [name, t] : drift::test::fields(ref)) {
-        const auto& g = drift::test::fields(got).at(name);
+        const torch::Tensor g = drift::test::fields(got).at(name);  // a copy: the map is a temporary
         ASSERT_EQ(g.sizes(), t.sizes()) << name;
         EXPECT_LT(rel_err(g, t), 1e-12) << name;
       }
