@@ -5,6 +5,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace drift {
@@ -62,6 +63,14 @@ class Dataset {
   virtual DataBatch get(const torch::Tensor& /*index*/) {
     throw std::logic_error("Dataset::get: this dataset is not finite and indexed (size() == 0)");
   }
+
+  // Sampling state kept in the dataset rather than in `rng` (an epoch's order
+  // and the position in it, say), for checkpoints: after set_state(state()),
+  // the next sample() calls draw what they would have drawn. Named CPU tensors;
+  // set_state() throws std::invalid_argument on state it cannot take. A dataset
+  // whose sample() depends on `rng` alone keeps the defaults (no state).
+  virtual std::vector<std::pair<std::string, torch::Tensor>> state() const { return {}; }
+  virtual void set_state(const std::vector<std::pair<std::string, torch::Tensor>>& /*state*/) {}
 };
 
 }  // namespace drift

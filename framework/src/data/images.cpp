@@ -54,6 +54,31 @@ class InMemoryImages : public Dataset {
 
   int64_t size() const override { return images_.size(0); }
 
+  // The epoch's order and the position in it (Dataset::state).
+  std::vector<std::pair<std::string, torch::Tensor>> state() const override {
+    std::vector<std::pair<std::string, torch::Tensor>> s = {{"cursor", torch::tensor(cursor_, torch::kLong)}};
+    if (perm_.defined()) s.emplace_back("perm", perm_.clone());
+    return s;
+  }
+  void set_state(const std::vector<std::pair<std::string, torch::Tensor>>& state) override {
+    const int64_t N = images_.size(0);
+    torch::Tensor perm, cursor;
+    for (const auto& [name, t] : state) {
+      if (name == "perm") perm = t;
+      else if (name == "cursor") cursor = t;
+      else throw std::invalid_argument(absl::StrCat("images: unknown sampling state '", name, "'"));
+    }
+    if (!cursor.defined() || cursor.numel() != 1)
+      throw std::invalid_argument("images: the sampling state has no scalar 'cursor'");
+    const int64_t c = cursor.item<int64_t>();
+    if (c < 0 || c > N || (c < N && (!perm.defined() || perm.numel() != N)))
+      throw std::invalid_argument(absl::StrCat("images: sampling state of another set (cursor ", c, ", ",
+                                               perm.defined() ? perm.numel() : 0, " positions; this set has ",
+                                               N, " images)"));
+    perm_ = perm.defined() ? perm.to(torch::kLong).clone() : torch::Tensor();
+    cursor_ = c;
+  }
+
   DataBatch get(const torch::Tensor& index) override {
     const torch::Tensor idx = index.to(torch::kCPU, torch::kLong).contiguous();
     if (idx.dim() != 1)
