@@ -13,6 +13,10 @@
 #  - one array task killed (SIGKILL) mid-run: --status says pending, the
 #    resubmission runs that cell only (the others' files untouched) and the
 #    merged file equals the local run;
+#  - one array task stopped by `scancel --full --signal=TERM` mid-cell (what
+#    preemption and the time limit send): its cell pauses with a checkpoint,
+#    --status says so, the resubmitted task resumes it, and it equals the
+#    local run;
 #  - a data-parallel cell ([train] nproc = 2) runs under srun and equals the
 #    local 2-rank run.
 set -euo pipefail
@@ -149,6 +153,36 @@ after=$(cd "$tmp/kill.cells" && stat -c '%n %i %Y' 0000.h5 0002.h5 0003.h5)
 [ "$before" = "$after" ] || fail "finished cells were rewritten: $before / $after"
 "$run" "$tmp/killref.toml" > "$tmp/killref.out" 2>&1 || { cat "$tmp/killref.out"; fail "local reference failed"; }
 same_cells "$tmp/kill.h5" "$tmp/killref.h5" || fail "after the resubmission the sweep differs from the local one"
+
+# ---------------------------------------------------------------- a task stopped with SIGTERM resumes
+# What preemption and the time limit do (SIGTERM to the task): the cell writes
+# its checkpoint and stops; the resubmitted task resumes it from there, and
+# the cell ends equal to an uninterrupted local run.
+write_toml "$tmp/term.toml" "$tmp/term.h5" "" '"train.steps" = [20000]'
+sed "s#$tmp/term.h5#$tmp/termref.h5#; s/^name = \"term\"/name = \"termref\"/" "$tmp/term.toml" > "$tmp/termref.toml"
+(cd "$tmp" && "$run" --slurm term.toml) > "$tmp/tsub1.out" 2>&1 || { cat "$tmp/tsub1.out"; fail "--slurm (term) failed"; }
+grep -q "#SBATCH --signal=B:TERM@120" "$tmp"/term.cells/slurm/array-*.sh || fail "the array script does not ask for SIGTERM before the time limit"
+array=$(sed -nE 's/.*submitted array job ([0-9]+).*/\1/p' "$tmp/tsub1.out")
+for _ in $(seq 300); do
+  [ "$(squeue -h -r -j "${array}_0" -o %T 2>/dev/null)" = RUNNING ] && [ -s "$tmp/term.cells/slurm/${array}_0.out" ] && break
+  sleep 0.2
+done
+sleep 3
+scancel --full --signal=TERM "${array}_0"
+wait_idle 180
+grep -qE "cell 0 paused after step [0-9]+ of 20000" "$tmp/term.cells/slurm/${array}_0.out" ||
+  { cat "$tmp/term.cells/slurm/${array}_0.out"; fail "the stopped task did not pause its cell"; }
+(cd "$tmp" && "$run" --status term.toml) > "$tmp/tstatus.out"
+grep -qE "^0 +paused +${array}_0 .*paused at step [0-9]+ of 20000" "$tmp/tstatus.out" || { cat "$tmp/tstatus.out"; fail "--status: the stopped cell is not paused"; }
+step=$(sed -nE 's/.*paused at step ([0-9]+).*/\1/p' "$tmp/tstatus.out")
+(cd "$tmp" && "$run" --slurm term.toml) > "$tmp/tsub2.out" 2>&1 || { cat "$tmp/tsub2.out"; fail "resubmission (term) failed"; }
+array2=$(sed -nE 's/.*submitted array job ([0-9]+).*/\1/p' "$tmp/tsub2.out")
+wait_idle 300
+grep -q "cell 0 started (resuming after step $step)" "$tmp/term.cells/slurm/${array2}_0.out" ||
+  { cat "$tmp/term.cells/slurm/${array2}_0.out"; fail "the resubmitted task did not resume after step $step"; }
+"$run" "$tmp/termref.toml" > "$tmp/termref.out" 2>&1 || { cat "$tmp/termref.out"; fail "local reference (term) failed"; }
+same_cells "$tmp/term.h5" "$tmp/termref.h5" || fail "the cell resumed on Slurm differs from the local run"
+echo "SIGTERM to a task after step $step: resumed, equal to the local run"
 
 # ---------------------------------------------------------------- data-parallel cell under srun
 write_toml "$tmp/dp.toml" "$tmp/dp.h5" $'steps = 30\nnproc = 2' '"experiment.seed" = [5]'

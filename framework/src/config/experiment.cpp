@@ -134,6 +134,9 @@ absl::Status parse_grid(const std::string& path, const toml::table& grid, Experi
                                       did_you_mean(axis.section, sections, "[", "]")));
     if (!s->grid_allowed)
       return error(path, absl::StrCat(where, ": [", s->name, "] cannot be overridden by [grid]"));
+    if (s->is_operational(axis.name))
+      return error(path, absl::StrCat(where, ": [", s->name, "] '", axis.name,
+                                      "' is not part of a cell's configuration and cannot be in [grid]"));
     auto names = key_names(s->keys);
     // "section.component.key": a key of the [section.component] sub-table
     // (checked against that component in every cell, like the sub-table).
@@ -449,7 +452,11 @@ absl::StatusOr<ExperimentConfig> resolve_cell(const Experiment& exp, size_t cell
     if (!s.is_plugin_section) {
       auto p = validate_params(s.keys, given, where);
       if (!p.ok()) return p.status();
-      append_ordered(s.keys, *p, &rs);
+      // Operational keys are not part of the configuration a cell file matches.
+      std::vector<ParamSpec> in_config;
+      for (const auto& k : s.keys)
+        if (!s.is_operational(k.name)) in_config.push_back(k);
+      append_ordered(in_config, *p, &rs);
       if (s.name == "experiment") experiment = *p;
       else if (s.name == "train") cfg.train = *p;
       else if (s.name == "eval") cfg.eval = *p;

@@ -1,5 +1,7 @@
 #include "config/schema.hpp"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 
@@ -207,7 +209,22 @@ std::vector<SectionSchema> build_schema() {
        S::Float("dist_timeout_s", 300.0,
                 "With `nproc` > 1: a rank that waits this long for another at a collective "
                 "fails the cell, naming the rank that did not arrive.")
-           .positive()}));
+           .positive(),
+       S::Int("checkpoint_every", 0,
+              "Write the cell's checkpoint (`<cells>/<id>.ckpt`: weights, EMA, optimizer, every "
+              "random stream, queues, logs so far) every this many steps; 0: not by steps. A "
+              "cell stopped by SIGTERM or Ctrl-C writes one after its current step in any case, "
+              "and `drift-run` resumes every cell from its checkpoint (`--restart` ignores "
+              "them). Not part of the cell's configuration: changing it reruns nothing.")
+           .at_least(0),
+       S::Float("checkpoint_minutes", 10.0,
+                "Also write it when this many minutes of wall time passed since the last one; 0: "
+                "not by time. Not part of the cell's configuration.")
+           .non_negative(),
+       S::Bool("keep_checkpoint", false,
+               "Keep the checkpoint (and the one before it, `.ckpt.prev`) when the cell "
+               "finishes; by default they are removed. Not part of the cell's configuration.")}));
+  out.back().operational_keys = {"checkpoint_every", "checkpoint_minutes", "keep_checkpoint"};
   out.push_back(plain_section(
       "eval", "Evaluation of the generator against held-out data.",
       {S::StringList("metrics", {"mmd", "energy", "sliced_w"},
@@ -290,6 +307,10 @@ std::string cell(std::string s) {
 const std::vector<SectionSchema>& experiment_schema() {
   static const auto* schema = new std::vector<SectionSchema>(build_schema());
   return *schema;
+}
+
+bool SectionSchema::is_operational(const std::string& key) const {
+  return std::find(operational_keys.begin(), operational_keys.end(), key) != operational_keys.end();
 }
 
 const SectionSchema* find_section(const std::string& name) {

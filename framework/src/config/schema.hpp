@@ -28,6 +28,11 @@ struct SectionSchema {
   // which a finished cell file must match). [slurm] is not: it says where the
   // cells run, not what they compute, so changing it reruns nothing.
   bool in_cell_config = true;
+  // Keys of a section that is in the cell's configuration which are not
+  // themselves part of it (how often a cell checkpoints: changing it reruns
+  // nothing); not allowed in [grid].
+  std::vector<std::string> operational_keys;
+  bool is_operational(const std::string& key) const;
 };
 
 // Every section except [grid], in the canonical order of the file:

@@ -27,6 +27,7 @@
 #include "sweep/progress.hpp"
 #include "sweep/sweep.hpp"
 #include "train/cell_file.hpp"
+#include "train/checkpoint.hpp"
 
 namespace drift::sweep {
 namespace {
@@ -203,8 +204,11 @@ SlurmScripts make_slurm_scripts(const config::Experiment& exp,
   if (s.gpus_per_task > 0) absl::StrAppend(&sc.array, "#SBATCH --gpus-per-task=", s.gpus_per_task, "\n");
   if (!s.time.empty()) absl::StrAppend(&sc.array, "#SBATCH --time=", s.time, "\n");
   if (!s.mem.empty()) absl::StrAppend(&sc.array, "#SBATCH --mem=", s.mem, "\n");
-  // Preempted or on a failed node: back in the queue; the cell starts again.
+  // Preempted or on a failed node: back in the queue; the cell resumes from
+  // its checkpoint. SIGTERM two minutes before the time limit (to drift-run,
+  // the batch step): the cell writes its checkpoint and stops.
   absl::StrAppend(&sc.array, "#SBATCH --requeue\n");
+  absl::StrAppend(&sc.array, "#SBATCH --signal=B:TERM@120\n");
   absl::StrAppend(&sc.array, "#SBATCH --output=", log_dir, "/%A_%a.out\n");
   for (const auto& o : s.sbatch_options) absl::StrAppend(&sc.array, "#SBATCH ", o, "\n");
   absl::StrAppend(&sc.array, "# drift: ", exp.path, ", ", cells.size(),
@@ -308,6 +312,9 @@ int submit_slurm(const SlurmSubmitOptions& opt) {
             << " queued or running in Slurm, " << n_local << " running elsewhere, " << todo.size()
             << " to submit\n";
   if (todo.empty()) return 0;
+  // --restart: the cells start from step 0, not from their checkpoints.
+  if (opt.restart && !opt.dry_run)
+    for (size_t i : todo) train::remove_checkpoints(train::checkpoint_path_for(cell_file_path(cells_dir, i)));
 
   // The file as given, from the directory it was given in: a cell's resolved
   // configuration names its file, so the tasks must name it as --status and
@@ -414,6 +421,17 @@ int print_status(const std::string& file) {
       else if (it != slurm.end() && slurm_state_running(it->second.state)) state = "running";
       else if (it != slurm.end() && slurm_state_queued(it->second.state)) state = "queued";
       else state = "pending";
+      // A stopped cell with a checkpoint (train/checkpoint.hpp): where it resumes.
+      const std::string ckpt = train::checkpoint_path_for(path);
+      if (state != "running") {
+        auto step = train::checkpoint_step(ckpt);
+        if (!step.ok()) step = train::checkpoint_step(train::previous_checkpoint_path(ckpt));
+        if (step.ok()) {
+          if (state == "pending") state = "paused";
+          detail = absl::StrCat(detail, detail.empty() ? "" : ": ", "paused at step ", *step, " of ",
+                                cells[i].train.get_int("steps"), " (", ckpt, ")");
+        }
+      }
     } else if (state != "done") {
       auto f = io::H5File::open_read(path);
       if (f.ok()) {
@@ -425,7 +443,7 @@ int print_status(const std::string& file) {
     std::cout << absl::StrFormat("%-5d %-9s %-12s %s\n", i, state, job, detail);
   }
   std::vector<std::string> parts;
-  for (const char* s : {"done", "diverged", "failed", "running", "queued", "pending"})
+  for (const char* s : {"done", "diverged", "failed", "running", "queued", "paused", "pending"})
     if (counts[s] > 0) parts.push_back(absl::StrCat(counts[s], " ", s));
   std::cout << cells.size() << " cells: " << absl::StrJoin(parts, ", ") << " -> " << output;
   if (!slurm_note.empty()) std::cout << " " << slurm_note;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <ATen/Parallel.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -41,6 +42,7 @@
 #include "sweep/rate_meter.hpp"
 #include "dist/comm.hpp"
 #include "train/cell_file.hpp"
+#include "train/checkpoint.hpp"
 #include "train/trainer.hpp"
 
 extern char** environ;  // the environment a cell's ranks inherit
@@ -86,6 +88,22 @@ namespace {
 
 volatile std::sig_atomic_t g_stop_signal = 0;
 void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+// A cell worker asked to stop (SIGTERM, SIGINT): once training has started it
+// finishes the step, writes a checkpoint and exits with kPausedExit; before
+// that there is nothing to save and it exits at once.
+volatile std::sig_atomic_t g_worker_stop = 0;
+volatile std::sig_atomic_t g_worker_training = 0;
+void on_worker_stop_signal(int sig) {
+  if (!g_worker_training) _exit(128 + sig);
+  g_worker_stop = sig;
+}
+void install_worker_stop_handler() {
+  struct sigaction sa {};
+  sa.sa_handler = on_worker_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGINT, SIGTERM}) sigaction(sig, &sa, nullptr);
+}
 
 std::string tail_of_file(const std::string& path, size_t max_lines, size_t max_bytes = 4000) {
   std::ifstream in(path);
@@ -277,10 +295,37 @@ int run_cell_worker(const std::string& file, size_t cell, const std::string& out
       comm = *std::move(c);
     }
   }
+  // Checkpoints (train/checkpoint.hpp): resume from the newest usable one.
+  const std::string ckpt_path = train::checkpoint_path_for(out_path);
+  const train::CheckpointKey ckpt_key = train::checkpoint_key(cfg, reg);
+  std::string ckpt_note;
+  auto loaded_ckpt = train::load_checkpoint(ckpt_path, ckpt_key, &ckpt_note);
+  if (!ckpt_note.empty()) std::cerr << "drift-run: cell " << cell << ": " << ckpt_note << "\n";
+  if (loaded_ckpt.ok() && loaded_ckpt->has_value() && !(*loaded_ckpt)->note.empty())
+    std::cerr << "drift-run: cell " << cell << ": " << (*loaded_ckpt)->note << "\n";
+  train::CheckpointHooks hooks;
+  if (loaded_ckpt.ok() && loaded_ckpt->has_value()) hooks.resume = &(*loaded_ckpt)->state;
+  hooks.every_steps = cfg.train.get_int("checkpoint_every");
+  hooks.every_minutes = cfg.train.get_float("checkpoint_minutes");
+  hooks.stop_requested = [] { return g_worker_stop != 0; };
+  hooks.training_started = [] { g_worker_training = 1; };
+  install_worker_stop_handler();
+  auto paused = [&](const train::CellOutcome& o) {
+    if (o.status != "paused") return false;
+    if (rank == 0)
+      std::cerr << "drift-run: cell " << cell << " paused after step " << o.steps_done << "; checkpoint "
+                << ckpt_path << "\n";
+    return true;
+  };
   if (rank != 0) {
     train::CellRecorder ignored;
     try {
-      auto o = train::train_cell(cfg, reg, ignored, {}, comm.get());
+      if (!loaded_ckpt.ok()) {
+        std::cerr << "drift-run: cell " << cell << " rank " << rank << ": " << loaded_ckpt.status().message() << "\n";
+        return 1;
+      }
+      auto o = train::train_cell(cfg, reg, ignored, {}, comm.get(), {}, hooks);
+      if (paused(o)) return kPausedExit;
       if (o.status == "failed") {
         std::cerr << "drift-run: cell " << cell << " rank " << rank << ": " << o.error << "\n";
         return 1;
@@ -292,6 +337,10 @@ int run_cell_worker(const std::string& file, size_t cell, const std::string& out
     return 0;
   }
   train::CellRecorder rec;
+  if (loaded_ckpt.ok() && loaded_ckpt->has_value()) rec = std::move((*loaded_ckpt)->recorder);
+  hooks.save = [&](const train::TrainState& state) {
+    return train::write_checkpoint(ckpt_path, ckpt_key, cfg, state, rec);
+  };
   auto last = Clock::now() - std::chrono::seconds(1);
   auto t0 = Clock::now();
   // The rate of the current phase over its last minute (sweep/rate_meter.hpp):
@@ -349,7 +398,23 @@ int run_cell_worker(const std::string& file, size_t cell, const std::string& out
   train::CellOutcome outcome;
   std::string stderr_tail;  // what this worker itself reports on stderr
   try {
-    outcome = train::train_cell(cfg, reg, rec, progress, comm.get(), on_phase);
+    if (!loaded_ckpt.ok()) {
+      // A checkpoint of another configuration or version: refused, never loaded.
+      outcome.status = "failed";
+      outcome.error = std::string(loaded_ckpt.status().message());
+    } else {
+      if (hooks.resume) {
+        train::PhaseLog p;
+        p.phase = "setup";
+        p.note = absl::StrCat("resuming from the checkpoint after step ", hooks.resume->step);
+        on_phase(p);
+        if (hooks.resume->threads != at::get_num_threads())
+          std::cerr << "drift-run: cell " << cell << ": the checkpoint was written with " << hooks.resume->threads
+                    << " threads, this process has " << at::get_num_threads()
+                    << ": the resumed numbers may differ from an uninterrupted run in the last bits\n";
+      }
+      outcome = train::train_cell(cfg, reg, rec, progress, comm.get(), on_phase, hooks);
+    }
   } catch (const std::exception& e) {
     outcome.status = "failed";
     std::string what = e.what();
@@ -358,6 +423,7 @@ int run_cell_worker(const std::string& file, size_t cell, const std::string& out
     stderr_tail = absl::StrCat("drift-run: cell ", cell, ": ", what, "\n");
     std::cerr << stderr_tail;
   }
+  if (paused(outcome)) return kPausedExit;
   if (outcome.status == "failed") {
     std::string line = absl::StrCat("drift-run: cell ", cell, " failed: ", outcome.error, "\n");
     absl::StrAppend(&stderr_tail, line);
@@ -368,6 +434,9 @@ int run_cell_worker(const std::string& file, size_t cell, const std::string& out
     std::cerr << "drift-run: " << st.message() << "\n";
     return 1;
   }
+  // A finished cell needs its checkpoint no more; a failed one resumes from it.
+  if ((outcome.status == "done" || outcome.status == "diverged") && !cfg.train.get_bool("keep_checkpoint"))
+    train::remove_checkpoints(ckpt_path);
   return 0;
 }
 
@@ -436,7 +505,7 @@ int run_sweep(const SweepOptions& opt) {
   }
 
   std::deque<size_t> pending;
-  int n_done = 0, n_failed = 0, n_diverged = 0, n_skipped = 0, n_skipped_diverged = 0, n_busy = 0;
+  int n_done = 0, n_failed = 0, n_diverged = 0, n_skipped = 0, n_skipped_diverged = 0, n_busy = 0, n_paused = 0;
   for (size_t i : selected) {
     std::string path = cell_file_path(cells_dir, i);
     std::string status = finished_status(path, cells[i]);
@@ -612,6 +681,10 @@ int run_sweep(const SweepOptions& opt) {
     // lock held, temporaries of this cell are leftovers of a killed run.
     ::unlink(r.tmp_out.c_str());
     remove_stale_temporaries(cells_dir, base_of(r.tmp_out) + ".tmp-");
+    // Its checkpoint stays (the worker resumes from it) unless --restart.
+    const std::string ckpt = train::checkpoint_path_for(r.tmp_out);
+    remove_stale_temporaries(cells_dir, base_of(ckpt));
+    if (opt.restart) train::remove_checkpoints(ckpt);
     const int64_t nproc = cells[cell].train.get_int("nproc");
     const std::vector<std::string> worker = {opt.self_exe, "--cell-worker", opt.file, "--cell",
                                              std::to_string(cell), "--cell-out", r.tmp_out,
@@ -660,7 +733,15 @@ int run_sweep(const SweepOptions& opt) {
     r.out_fd = pipefd[0];
     write_cell_report(r.lock_fd, {format_progress(r.progress), r.stderr_path});
     // Where the cell's own messages go (removed when it finishes done).
-    print_line(absl::StrFormat("[%s] cell %d started, log: %s%s", elapsed(), cell, r.stderr_path, grid_of(cell)));
+    std::string resumes;
+    if (!opt.restart) {
+      const std::string ckpt = train::checkpoint_path_for(r.tmp_out);
+      auto step = train::checkpoint_step(ckpt);
+      if (!step.ok()) step = train::checkpoint_step(train::previous_checkpoint_path(ckpt));
+      if (step.ok()) resumes = absl::StrCat(" (resuming after step ", *step, ")");
+    }
+    print_line(absl::StrFormat("[%s] cell %d started%s, log: %s%s", elapsed(), cell, resumes, r.stderr_path,
+                               grid_of(cell)));
     running.emplace(pid, std::move(r));
     return 1;
   };
@@ -674,6 +755,15 @@ int run_sweep(const SweepOptions& opt) {
     }
     r.other_ranks.clear();
   };
+  // "cell 3 paused after step 1200 of 6000 (checkpoint .../0003.ckpt); ..."
+  auto paused_line = [&](const Running& r) {
+    const std::string ckpt = train::checkpoint_path_for(cell_file_path(cells_dir, r.cell));
+    auto step = train::checkpoint_step(ckpt);
+    return absl::StrCat("cell ", r.cell, " paused",
+                        step.ok() ? absl::StrCat(" after step ", *step, " of ", cells[r.cell].train.get_int("steps"))
+                                  : std::string(),
+                        " (checkpoint ", ckpt, "); the same command resumes it");
+  };
   auto finish_cell = [&](Running& r, int wstatus) {
     stop_other_ranks(r);
     const auto& cfg = cells[r.cell];
@@ -682,6 +772,15 @@ int run_sweep(const SweepOptions& opt) {
     // configuration, the child wrote it (atomically), whatever happened after.
     std::string status = finished_status(cell_path, cfg);
     double wall = std::chrono::duration<double>(Clock::now() - r.start).count();
+    if (status.empty() && r.rank_failure.empty() && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == kPausedExit) {
+      // Stopped on request (SIGTERM sent to the cell itself, as Slurm does)
+      // after writing its checkpoint: not finished, not failed.
+      ++n_paused;
+      print_line(paused_line(r));
+      clear_cell_report(r.lock_fd);
+      ::close(r.lock_fd);
+      return;
+    }
     if (!r.rank_failure.empty() && status != "done") {
       // Another rank died first; rank 0 was stopped for it (or failed at a
       // collective because of it): the dead rank is the cause.
@@ -844,14 +943,21 @@ int run_sweep(const SweepOptions& opt) {
 
   if (g_stop_signal) {
     int sig = g_stop_signal;
-    // Stop the running cells (SIGKILL after 5 s for one that does not stop);
-    // a cell that finishes meanwhile is kept.
+    // Stop the running cells: each finishes its step and writes a checkpoint
+    // (SIGKILL for one that has not exited within kStopGrace, or at once on a
+    // second signal); a cell that finishes meanwhile is kept.
+    constexpr auto kStopGrace = std::chrono::seconds(120);
     for (auto& [pid, r] : running) {
       kill(pid, SIGTERM);
       for (const auto& [p, k] : r.other_ranks) kill(p, SIGTERM);
     }
-    auto deadline = Clock::now() + std::chrono::seconds(5);
+    if (!running.empty())
+      print_line(absl::StrCat("drift-run: stopping ", running.size() == 1 ? "the running cell" : "the running cells",
+                              " after the current step, with a checkpoint (a second Ctrl-C stops at once)"));
+    g_stop_signal = 0;
+    auto deadline = Clock::now() + kStopGrace;
     while (!running.empty()) {
+      if (g_stop_signal) deadline = Clock::now();  // a second signal: do not wait
       int wstatus;
       pid_t pid = waitpid(-1, &wstatus, WNOHANG);
       if (pid > 0) {
@@ -867,6 +973,10 @@ int run_sweep(const SweepOptions& opt) {
           continue;
         }
         stop_other_ranks(r);
+        if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == kPausedExit) {
+          ++n_paused;
+          print_line(paused_line(r));
+        }
         ::unlink(r.stderr_path.c_str());
         ::unlink(absl::StrCat(cell_path, ".tmp-", pid).c_str());  // the child's half-written file, if any
         clear_cell_report(r.lock_fd);
@@ -886,6 +996,7 @@ int run_sweep(const SweepOptions& opt) {
     if (!opt.array_task) merge();
     print_line(absl::StrCat("drift-run: interrupted by signal ", sig, " (", signal_name(sig), "); ", n_done,
                             " cells finished in this run, all finished cells are kept in ", output,
+                            n_paused > 0 ? absl::StrCat(", ", n_paused, " paused with a checkpoint") : std::string(),
                             "; run the same command to continue"));
     return 128 + sig;
   }
@@ -894,6 +1005,7 @@ int run_sweep(const SweepOptions& opt) {
   std::string summary = absl::StrFormat("drift-run: %d done, %d failed, %d diverged, %d skipped (already finished)",
                                         n_done, n_failed, n_diverged, n_skipped);
   if (n_busy > 0) absl::StrAppend(&summary, ", ", n_busy, " run by another drift-run");
+  if (n_paused > 0) absl::StrAppend(&summary, ", ", n_paused, " paused (the same command resumes them)");
   if (!disk_full.empty() && !pending.empty()) {
     std::vector<size_t> not_run(pending.begin(), pending.end());
     std::sort(not_run.begin(), not_run.end());
@@ -907,7 +1019,7 @@ int run_sweep(const SweepOptions& opt) {
     return 1;
   }
   // 0 only when every selected cell is done (a skipped diverged cell is not).
-  return (n_failed > 0 || n_diverged > 0 || n_skipped_diverged > 0 || merge_failed) ? 1 : 0;
+  return (n_failed > 0 || n_diverged > 0 || n_skipped_diverged > 0 || merge_failed || n_paused > 0) ? 1 : 0;
 }
 
 }  // namespace drift::sweep

@@ -29,7 +29,10 @@ struct SweepOptions {
 int run_sweep(const SweepOptions& opt);
 
 // `drift-run --cell-worker FILE --cell I --cell-out PATH [--threads N]`: trains
-// one cell and writes its cell file. Progress lines go to stdout.
+// one cell and writes its cell file. Progress lines go to stdout. It resumes
+// from the cell's checkpoint (<id>.ckpt beside PATH) when there is one, and on
+// SIGTERM / SIGINT writes one and exits with kPausedExit, writing no cell file.
+inline constexpr int kPausedExit = 75;  // EX_TEMPFAIL
 int run_cell_worker(const std::string& file, size_t cell, const std::string& out_path, int threads);
 
 // `drift-run --merge FILE`: rebuilds the experiment's results file from its

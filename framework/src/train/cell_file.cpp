@@ -1,8 +1,10 @@
 #include "train/cell_file.hpp"
 
 #include <cstdio>
+#include <map>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "drift/version.hpp"
@@ -49,11 +51,9 @@ void CellRecorder::on_samples(int64_t step, const torch::Tensor& x, const torch:
   samples_.push_back({step, {x.detach().to(torch::kCPU, torch::kFloat32), labels}});
 }
 
-absl::Status write_cell_file(const std::string& path, const config::ExperimentConfig& cfg,
-                             const CellOutcome& outcome, const CellRecorder* rec,
-                             const std::string& stderr_tail) {
-  return io::write_h5_atomically(path, [&](io::H5File& f) -> absl::Status {
-    const std::string g = "cell";
+absl::Status write_cell_group(io::H5File& f, const std::string& g, const config::ExperimentConfig& cfg,
+                              const CellOutcome& outcome, const CellRecorder* rec,
+                              const std::string& stderr_tail) {
     auto st = f.create_group(g);
     if (!st.ok()) return st;
     auto attr = [&](const std::string& name, auto value) { return f.set_attr(g, name, value); };
@@ -127,6 +127,84 @@ absl::Status write_cell_file(const std::string& path, const config::ExperimentCo
         if (auto s = f.write(g + "/generator/" + name, t); !s.ok()) return s;
     }
     return absl::OkStatus();
+}
+
+absl::StatusOr<CellRecorder> read_cell_recorder(const io::H5File& f, const std::string& g) {
+  CellRecorder rec;
+  if (f.is_dataset(g + "/train")) {
+    auto t = io::read_table(f, g + "/train");
+    if (!t.ok()) return t.status();
+    rec.train_ = *std::move(t);
+  }
+  if (f.is_dataset(g + "/eval")) {
+    auto t = io::read_table(f, g + "/eval");
+    if (!t.ok()) return t.status();
+    rec.eval_ = *std::move(t);
+  }
+  if (f.is_dataset(g + "/real_samples")) {
+    auto t = f.read(g + "/real_samples");
+    if (!t.ok()) return t.status();
+    rec.real_ = *std::move(t);
+  }
+  if (f.is_group(g + "/samples")) {
+    auto names = f.list(g + "/samples");
+    if (!names.ok()) return names.status();
+    for (const auto& n : *names) {  // sorted: %010d names are in step order
+      if (absl::EndsWith(n, "_labels")) continue;
+      const std::string name = g + "/samples/" + n;
+      auto x = f.read(name);
+      if (!x.ok()) return x.status();
+      auto step = f.read_int_attr(name, "step");
+      if (!step.ok()) return step.status();
+      torch::Tensor labels;
+      if (f.is_dataset(name + "_labels")) {
+        auto l = f.read(name + "_labels");
+        if (!l.ok()) return l.status();
+        labels = *std::move(l);
+      }
+      rec.samples_.push_back({*step, {*std::move(x), labels}});
+    }
+  }
+  if (f.is_group(g + "/features")) {
+    // features/<name>/<step>/{gen, real, drift_norm}: one FeatureLog per step.
+    std::map<int64_t, FeatureLog> by_step;
+    auto names = f.list(g + "/features");
+    if (!names.ok()) return names.status();
+    for (const auto& name : *names) {
+      const std::string fg = absl::StrCat(g, "/features/", name);
+      auto steps = f.list(fg);
+      if (!steps.ok()) return steps.status();
+      for (const auto& s : *steps) {
+        const std::string sg = absl::StrCat(fg, "/", s);
+        auto step = f.read_int_attr(sg, "step");
+        if (!step.ok()) return step.status();
+        FeatureLog::Entry e;
+        e.name = name;
+        auto gen = f.read(sg + "/gen");
+        if (!gen.ok()) return gen.status();
+        auto real = f.read(sg + "/real");
+        if (!real.ok()) return real.status();
+        auto dn = f.read_as(sg + "/drift_norm", torch::kFloat64);
+        if (!dn.ok()) return dn.status();
+        e.gen = *std::move(gen);
+        e.real = *std::move(real);
+        const torch::Tensor d = dn->contiguous();
+        e.drift_norm.assign(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+        FeatureLog& log = by_step[*step];
+        log.step = *step;
+        log.features.push_back(std::move(e));
+      }
+    }
+    for (auto& [step, log] : by_step) rec.features_.push_back(std::move(log));
+  }
+  return rec;
+}
+
+absl::Status write_cell_file(const std::string& path, const config::ExperimentConfig& cfg,
+                             const CellOutcome& outcome, const CellRecorder* rec,
+                             const std::string& stderr_tail) {
+  return io::write_h5_atomically(path, [&](io::H5File& f) -> absl::Status {
+    return write_cell_group(f, "cell", cfg, outcome, rec, stderr_tail);
   }, io::AtomicWrite::kInMemory);
 }
 

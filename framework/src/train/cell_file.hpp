@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "config/experiment.hpp"
 #include "io/table.hpp"
 #include "train/trainer.hpp"
@@ -39,8 +40,9 @@ class CellRecorder : public CellSink {
   const std::vector<std::pair<std::string, torch::Tensor>>& generator_state() const { return generator_; }
 
  private:
-  friend absl::Status write_cell_file(const std::string&, const config::ExperimentConfig&,
-                                      const CellOutcome&, const CellRecorder*, const std::string&);
+  friend absl::Status write_cell_group(io::H5File&, const std::string&, const config::ExperimentConfig&,
+                                       const CellOutcome&, const CellRecorder*, const std::string&);
+  friend absl::StatusOr<CellRecorder> read_cell_recorder(const io::H5File&, const std::string&);
   io::Table train_, eval_;
   std::vector<std::pair<int64_t, std::pair<torch::Tensor, torch::Tensor>>> samples_;
   torch::Tensor real_;
@@ -58,6 +60,15 @@ class CellRecorder : public CellSink {
 std::string m_tau_column(double tau);
 // "key=value; key=value" of the cell's grid values.
 std::string grid_string(const config::ExperimentConfig& cfg);
+
+// Writes a cell's attributes and logs under group `g` of an open file (what a
+// cell file holds under /cell; a checkpoint holds the same, train/checkpoint.hpp).
+absl::Status write_cell_group(io::H5File& f, const std::string& g, const config::ExperimentConfig& cfg,
+                              const CellOutcome& outcome, const CellRecorder* rec,
+                              const std::string& stderr_tail);
+// The logs that write_cell_group() wrote under `g` (train and eval tables, real
+// samples, samples, features), for a cell that resumes from a checkpoint.
+absl::StatusOr<CellRecorder> read_cell_recorder(const io::H5File& f, const std::string& g);
 
 // Writes the cell file atomically. `rec` may be null (a cell that crashed
 // before it could record anything); `stderr_tail` is stored for failed cells.

@@ -17,6 +17,13 @@ void Ema::update(double decay) {
   for (size_t i = 0; i < params_.size(); ++i) shadow_[i].lerp_(params_[i].detach(), 1.0 - decay);
 }
 
+void Ema::set_shadow(const std::vector<torch::Tensor>& values) {
+  torch::NoGradGuard no_grad;
+  TORCH_CHECK(values.size() == shadow_.size(), "EMA: ", values.size(), " values for ", shadow_.size(),
+              " parameters");
+  for (size_t i = 0; i < shadow_.size(); ++i) shadow_[i].copy_(values[i]);
+}
+
 void Ema::swap() {
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < params_.size(); ++i) {

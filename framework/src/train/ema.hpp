@@ -14,6 +14,10 @@ class Ema {
   void update(double decay);
   // Swaps the module's parameters with the EMA copy (call twice to swap back).
   void swap();
+  // The EMA copy of each parameter, in the module's parameter order.
+  const std::vector<torch::Tensor>& shadow() const { return shadow_; }
+  // Replaces the EMA copy (same count and shapes as shadow()).
+  void set_shadow(const std::vector<torch::Tensor>& values);
   // RAII: the module holds the EMA weights for the scope's lifetime.
   class Scope {
    public:

@@ -4,9 +4,15 @@
 #pragma once
 
 #include <deque>
+#include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "drift/dataset.hpp"
+
+namespace drift::train {
+struct TrainState;
+}
 
 namespace drift::train {
 
@@ -30,6 +36,11 @@ class RealPool {
   RealSamples sample_class(int64_t c, int64_t n);
   // n samples of any class from the global queue, without replacement.
   RealSamples sample_any(int64_t n);
+
+  // The queues, their capacities and the random stream, as tensors named
+  // "<prefix>..." (train/checkpoint.hpp); load() restores them exactly.
+  void save(TrainState& state, const std::string& prefix) const;
+  absl::Status load(const TrainState& state, const std::string& prefix);
 
  private:
   struct Entry {

@@ -1,5 +1,8 @@
 #include "train/trainer.hpp"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/nn/utils/clip_grad.h>
@@ -25,6 +28,7 @@
 #include "metrics/evaluator.hpp"
 #include "metrics/images.hpp"
 #include "metrics/lowdim.hpp"
+#include "train/checkpoint.hpp"
 #include "train/ema.hpp"
 #include "train/feature_cache.hpp"
 #include "train/feature_log.hpp"
@@ -183,7 +187,7 @@ std::vector<double> scheduled_temperatures(const config::ExperimentConfig& cfg, 
 
 CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Registry& reg,
                        CellSink& sink, const ProgressFn& progress, dist::Comm* comm_in,
-                       const PhaseFn& on_phase) {
+                       const PhaseFn& on_phase, const CheckpointHooks& checkpoints) {
   auto setup = [&](const std::string& note) {
     if (!on_phase) return;
     PhaseLog p;
@@ -200,9 +204,12 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   const auto t_start = Clock::now();
   const double cpu_start = process_cpu_seconds();
   CellOutcome outcome;
+  // A resumed cell's times include those of the processes before it.
+  const TrainState* resume = checkpoints.resume;
+  const double wall_before = resume ? resume->wall_time_s : 0, cpu_before = resume ? resume->cpu_time_s : 0;
   auto stamp_times = [&] {
-    outcome.wall_time_s = since(t_start);
-    outcome.cpu_time_s = process_cpu_seconds() - cpu_start;
+    outcome.wall_time_s = wall_before + since(t_start);
+    outcome.cpu_time_s = process_cpu_seconds() - cpu_start;  // this process; total_cpu() adds the rest
   };
   auto fail = [&](const absl::Status& st) {
     outcome.status = "failed";
@@ -291,7 +298,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   // An encoder whose weights file is missing is pre-trained here, once (docs/method.md §8).
   auto pretrained = ensure_encoder_weights(cfg, reg, *encoder, device, on_phase);
   if (!pretrained.ok()) return fail(pretrained.status());
-  outcome.pretrain_time_s = pretrained->seconds;
+  outcome.pretrain_time_s = pretrained->seconds + (resume ? resume->pretrain_time_s : 0);
   encoder->to(device);
   encoder->eval();
   for (auto& p : encoder->parameters()) p.set_requires_grad(false);
@@ -366,6 +373,98 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   RealPool pool(dataset, std::max<int64_t>(data_classes, 1), tr.get_int("queue_len"),
                 tr.get_int("global_queue_len"), tr.get_int("queue_push"),
                 cpu_rng(stream_seed(seed, kData)));
+
+  // --- checkpoints (train/checkpoint.hpp) ------------------------------------------
+  // Every random stream the steps draw from: the trainer's own, and the
+  // process-wide ones a generator may use (dropout).
+  const at::Generator default_cpu = at::detail::getDefaultCPUGenerator();
+  std::vector<std::pair<std::string, at::Generator>> streams = {
+      {"noise", noise_rng}, {"cfg", cfg_rng}, {"data", data_rng}, {"default_cpu", default_cpu}};
+  if (device.is_cuda()) streams.emplace_back("default_cuda", at::globalContext().defaultGenerator(device));
+  const auto named_params = generator->named_parameters();
+  auto optimizer_state = [&](const torch::Tensor& p) -> torch::optim::AdamWParamState* {
+    auto it = opt.state().find(p.unsafeGetTensorImpl());
+    return it == opt.state().end() ? nullptr : static_cast<torch::optim::AdamWParamState*>(it->second.get());
+  };
+  auto capture_state = [&](int64_t step, double cpu_total) {
+    TrainState st;
+    st.step = step;
+    st.threads = at::get_num_threads();
+    st.wall_time_s = wall_before + since(t_start);
+    st.cpu_time_s = cpu_total;
+    st.pretrain_time_s = outcome.pretrain_time_s;
+    for (const auto& kv : named_params) st.put("generator/" + kv.key(), kv.value());
+    for (const auto& kv : generator->named_buffers()) st.put("generator/" + kv.key(), kv.value());
+    for (size_t i = 0; i < named_params.size(); ++i) st.put("ema/" + named_params[i].key(), ema.shadow()[i]);
+    for (const auto& kv : named_params)
+      if (auto* a = optimizer_state(kv.value())) {
+        const std::string o = "optimizer/" + kv.key() + "/";
+        st.put(o + "step", torch::tensor(a->step(), torch::kLong));
+        st.put(o + "exp_avg", a->exp_avg());
+        st.put(o + "exp_avg_sq", a->exp_avg_sq());
+        if (a->max_exp_avg_sq().defined()) st.put(o + "max_exp_avg_sq", a->max_exp_avg_sq());
+      }
+    for (auto& [name, g] : streams) {
+      std::lock_guard<std::mutex> lock(g.mutex());
+      st.put("rng/" + name, g.get_state());
+    }
+    pool.save(st, "pool/");
+    for (const auto& [name, t] : dataset.state()) st.put("dataset/" + name, t);
+    return st;
+  };
+  auto restore_state = [&](const TrainState& st) -> absl::Status {
+    torch::NoGradGuard no_grad;
+    auto copy_into = [&](const std::string& name, torch::Tensor dst) -> absl::Status {
+      auto t = st.get(name);
+      if (!t.ok()) return t.status();
+      if (t->sizes() != dst.sizes())
+        return absl::InvalidArgumentError(absl::StrCat("the checkpoint's ", name, " is ", io::shape_string(*t),
+                                                       ", the generator's is ", io::shape_string(dst)));
+      dst.copy_(*t);
+      return absl::OkStatus();
+    };
+    for (const auto& kv : named_params)
+      if (auto s = copy_into("generator/" + kv.key(), kv.value()); !s.ok()) return s;
+    for (const auto& kv : generator->named_buffers())
+      if (auto s = copy_into("generator/" + kv.key(), kv.value()); !s.ok()) return s;
+    std::vector<torch::Tensor> shadow;
+    for (size_t i = 0; i < named_params.size(); ++i) {
+      torch::Tensor t = ema.shadow()[i].clone();
+      if (auto s = copy_into("ema/" + named_params[i].key(), t); !s.ok()) return s;
+      shadow.push_back(t);
+    }
+    ema.set_shadow(shadow);
+    for (const auto& kv : named_params) {
+      const std::string o = "optimizer/" + kv.key() + "/";
+      if (!st.has(o + "step")) continue;  // no gradient yet: no AdamW state
+      auto a = std::make_unique<torch::optim::AdamWParamState>();
+      a->step(st.get(o + "step")->item<int64_t>());
+      for (const char* part : {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"}) {
+        if (!st.has(o + part)) continue;
+        torch::Tensor t = torch::empty_like(kv.value());
+        if (auto s = copy_into(o + part, t); !s.ok()) return s;
+        if (std::string(part) == "exp_avg") a->exp_avg(t);
+        else if (std::string(part) == "exp_avg_sq") a->exp_avg_sq(t);
+        else a->max_exp_avg_sq(t);
+      }
+      opt.state()[kv.value().unsafeGetTensorImpl()] = std::move(a);
+    }
+    for (auto& [name, g] : streams) {
+      auto t = st.get("rng/" + name);
+      if (!t.ok()) return t.status();
+      std::lock_guard<std::mutex> lock(g.mutex());
+      g.set_state(*t);
+    }
+    std::vector<std::pair<std::string, torch::Tensor>> data_state;
+    for (const auto& [name, t] : st.tensors)
+      if (name.rfind("dataset/", 0) == 0) data_state.emplace_back(name.substr(8), t);
+    try {
+      dataset.set_state(data_state);
+    } catch (const std::exception& e) {
+      return absl::InvalidArgumentError(absl::StrCat("dataset '", cfg.data.name, "': ", e.what()));
+    }
+    return pool.load(st, "pool/");
+  };
 
   // --- evaluation ---------------------------------------------------------------
   const int64_t n_eval = ev.get_int("n_samples");
@@ -452,7 +551,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   auto record_samples = [&](int64_t step, const torch::Tensor& x) {
     sink.on_samples(step, x, conditional ? real_a.labels : torch::Tensor());
   };
-  if (sample_every > 0 && rank0) record_samples(0, generate_eval());
+  if (sample_every > 0 && rank0 && !resume) record_samples(0, generate_eval());
 
   // Data parallelism: this rank's rows of the [G * n_gen] generated batch
   // (rank r: samples [r*nl, (r+1)*nl) of every group), its share of the
@@ -468,10 +567,19 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   // The CPU seconds of every rank, once the ranks are done.
   auto total_cpu = [&](int64_t step) {
     stamp_times();
-    if (world == 1) return;
-    auto t = torch::tensor({outcome.cpu_time_s}, torch::kFloat64);
-    comm.all_reduce_sum(t, step, "cpu-time all-reduce");
-    outcome.cpu_time_s = t.item<double>();
+    if (world > 1) {
+      auto t = torch::tensor({outcome.cpu_time_s}, torch::kFloat64);
+      comm.all_reduce_sum(t, step, "cpu-time all-reduce");
+      outcome.cpu_time_s = t.item<double>();
+    }
+    outcome.cpu_time_s += cpu_before;
+  };
+  auto last_checkpoint = Clock::now();
+  // Whether rank 0 wants a periodic checkpoint after `step`.
+  auto checkpoint_due = [&](int64_t step) {
+    if (!rank0 || !checkpoints.save || step >= steps) return false;
+    if (checkpoints.every_steps > 0 && step % checkpoints.every_steps == 0) return true;
+    return checkpoints.every_minutes > 0 && since(last_checkpoint) >= 60.0 * checkpoints.every_minutes;
   };
 
   // [train] profile: seconds per phase of the step (StepLog::phases).
@@ -489,8 +597,20 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     lap_t0 = now;
   };
 
+  // Resuming: the state after the checkpoint's step replaces the one built
+  // above (after the evaluation's real samples were drawn, as in the first run).
+  const int64_t first_step = resume ? resume->step + 1 : 1;
+  if (resume) {
+    if (resume->step < 0 || resume->step >= steps)
+      return fail(absl::InvalidArgumentError(absl::StrCat("the checkpoint is at step ", resume->step,
+                                                          " but the cell has ", steps, " steps")));
+    if (auto st = restore_state(*resume); !st.ok())
+      return fail(absl::Status(st.code(), absl::StrCat("cannot resume from the checkpoint: ", st.message())));
+  }
+
   // --- the loop -----------------------------------------------------------------
-  for (int64_t step = 1; step <= steps; ++step) {
+  if (checkpoints.training_started) checkpoints.training_started();
+  for (int64_t step = first_step; step <= steps; ++step) {
     const auto t0 = Clock::now();
     lap_t0 = t0;
     std::fill(phase_s, phase_s + kPhases, 0.0);
@@ -651,6 +771,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
 
     opt.zero_grad();
     lap(kPField);
+    bool stop_agreed = false, checkpoint_agreed = false;  // with nproc > 1: set at the all-reduce
     if (profile) {
       // In two parts, to time them: through the encoder to the samples, then
       // through the generator. The same gradients as loss.backward().
@@ -668,6 +789,11 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       for (auto& p : params)
         if (p.grad().defined()) parts.push_back(p.grad().flatten());
       parts.push_back(loss.detach().reshape({1}).to(parts.empty() ? loss.options() : parts.front().options()));
+      // And the checkpoint flags, so that every rank stops after the same step:
+      // a stop asked of any rank, a periodic checkpoint as rank 0 decides.
+      const bool stop_here = checkpoints.stop_requested && checkpoints.stop_requested();
+      parts.push_back(torch::tensor({stop_here ? 1.0f : 0.0f, checkpoint_due(step) ? 1.0f : 0.0f},
+                                    parts.front().options()));
       torch::Tensor flat = torch::cat(parts);
       comm.all_reduce_sum(flat, step, "gradient all-reduce");
       int64_t off = 0;
@@ -678,6 +804,8 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
         off += n;
       }
       log.loss = flat[off].item<double>();
+      stop_agreed = flat[off + 1].item<float>() > 0;
+      checkpoint_agreed = flat[off + 2].item<float>() > 0;
       lap(kPComm);
     } else {
       log.loss = loss.item<double>();
@@ -734,6 +862,28 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       if (do_samples) record_samples(step, xs);
     }
     if (progress && rank0) progress(steps, log, evaluated ? &*evaluated : nullptr);
+
+    // A checkpoint after this step: periodic, or before stopping on request.
+    if (world == 1) {
+      stop_agreed = checkpoints.stop_requested && checkpoints.stop_requested();
+      checkpoint_agreed = checkpoint_due(step);
+    }
+    if (step < steps && (stop_agreed || checkpoint_agreed)) {
+      total_cpu(step);  // every rank takes part (nproc > 1)
+      if (rank0 && checkpoints.save) {
+        const auto t_save = Clock::now();
+        auto st = checkpoints.save(capture_state(step, outcome.cpu_time_s));
+        if (!st.ok()) std::fprintf(stderr, "drift: checkpoint after step %lld not written: %s\n",
+                                   static_cast<long long>(step), std::string(st.message()).c_str());
+        else std::fprintf(stderr, "drift: checkpoint after step %lld written in %.2f s\n",
+                          static_cast<long long>(step), since(t_save));
+      }
+      last_checkpoint = Clock::now();
+      if (stop_agreed) {
+        outcome.status = "paused";
+        return outcome;
+      }
+    }
   }
   if (rank0) {
     // The EMA weights the evaluations used, for drift-export.

@@ -11,6 +11,8 @@
 
 #include <torch/types.h>
 
+#include "absl/status/status.h"
+
 #include "config/experiment.hpp"
 #include "runtime/registry.hpp"
 #include "train/phase.hpp"
@@ -76,13 +78,35 @@ class CellSink {
 };
 
 struct CellOutcome {
-  std::string status;  // "done", "diverged", "failed"
+  std::string status;  // "done", "diverged", "failed"; "paused": stopped by request after a checkpoint
   std::string error;   // one line, for diverged/failed
   int64_t steps_done = 0;
   double wall_time_s = 0;
   double cpu_time_s = 0;       // CPU seconds (user + system, all threads) of the cell
   double pretrain_time_s = 0;  // part of wall_time_s spent pre-training the encoder (0: none)
   std::string device;
+};
+
+struct TrainState;  // train/checkpoint.hpp
+
+// Checkpoints (train/checkpoint.hpp): when the trainer hands its state to
+// `save`, and the state it resumes from.
+struct CheckpointHooks {
+  // Resume after resume->step (its state replaces the freshly built one; the
+  // sink must already hold the logs up to that step).
+  const TrainState* resume = nullptr;
+  int64_t every_steps = 0;     // a checkpoint every this many steps; 0: not by steps
+  double every_minutes = 0;    // and/or when this much wall time passed since the last; 0: not by time
+  // Polled after every step on every rank: true on any rank makes every rank
+  // stop after the same step, with a checkpoint (status "paused"). A request
+  // after the last step changes nothing.
+  std::function<bool()> stop_requested;
+  // Called once, when the state first becomes worth saving (just before the
+  // first step): until then a stop request can simply end the process.
+  std::function<void()> training_started;
+  // Writes the state (rank 0). An error is reported on stderr; training goes on
+  // (at a stop request the cell still stops, without a new checkpoint).
+  std::function<absl::Status(const TrainState&)> save;
 };
 
 // The seed of the CPU generator that draws a cell's evaluation noise (the same
@@ -117,8 +141,12 @@ using ProgressFn = std::function<void(int64_t steps, const StepLog& log, const E
 // `on_phase` hears what the cell does before its first step: "setup"
 // (building components, loading data, the evaluator and its reference),
 // "pretrain" (train/pretrain_stage.hpp) and "cache" (train/feature_cache.hpp).
+//
+// `checkpoints` (optional) resumes from a saved state and saves one
+// periodically and when a stop is requested; a resumed cell ends bitwise equal
+// to an uninterrupted one on the CPU, given the same number of threads.
 CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Registry& reg,
                        CellSink& sink, const ProgressFn& progress = {}, dist::Comm* comm = nullptr,
-                       const PhaseFn& on_phase = {});
+                       const PhaseFn& on_phase = {}, const CheckpointHooks& checkpoints = {});
 
 }  // namespace drift::train
