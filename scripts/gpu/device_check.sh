@@ -9,7 +9,7 @@
 #   1. machine: GPU, OS, compilers, PyTorch; fails early without a GPU or CUDA torch
 #   2. configure + build (Release, DRIFT_WITH_CUDA=ON, sm_90 + compute_80 PTX)
 #      against the machine's own PyTorch 2.11 LibTorch and the bundle
-#   3. the CUDA tests (test_cuda_field, test_cuda_train): must pass and not skip
+#   3. the CUDA tests (test_cuda_field, test_cuda_train, test_checkpoint): must pass and not skip
 #   4. the benchmark: bench_cuda_field + bench/py/cuda_field_report.py (PyTorch
 #      eager and torch.compile of the same math, roofline fractions)
 #   5. the whole suite (ctest) with CUDA enabled, in the time that is left
@@ -83,7 +83,7 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
 grep -E "drift:|HDF5|Found" "$out/build.log" || true
 # First what the GPU checks need: every plugin, the CUDA tests, the benchmark.
 mapfile -t plugins < <(ninja -C "$build" -t targets all | grep -o '^lib/drift/plugins/[^:]*\.so' | sort -u)
-first=("${plugins[@]}" test_cuda_field test_cuda_train bench_cuda_field drift-run)
+first=("${plugins[@]}" test_cuda_field test_cuda_train test_checkpoint bench_cuda_field drift-run)
 ninja -C "$build" -j "$jobs" "${first[@]}" >> "$out/build.log" 2>&1 ||
   { grep -E "error|FAILED" -A3 "$out/build.log" | head -60; die "build of ${first[*]} (build.log)"; }
 summary+=("build of the CUDA targets: ok at $((SECONDS - t0)) s")
@@ -92,7 +92,7 @@ summary+=("build of the CUDA targets: ok at $((SECONDS - t0)) s")
 # ---------------------------------------------------------------- 3. CUDA tests
 step "3. CUDA tests"
 export DRIFT_NUM_THREADS=4
-for t in test_cuda_field test_cuda_train; do
+for t in test_cuda_field test_cuda_train test_checkpoint; do
   tlog=$build/$t.log
   "$build/bin/$t" --gtest_color=no > "$tlog" 2>&1 || { cat "$tlog"; die "$t"; }
   cat "$tlog"

@@ -875,7 +875,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
         auto st = checkpoints.save(capture_state(step, outcome.cpu_time_s));
         if (!st.ok()) std::fprintf(stderr, "drift: checkpoint after step %lld not written: %s\n",
                                    static_cast<long long>(step), std::string(st.message()).c_str());
-        else std::fprintf(stderr, "drift: checkpoint after step %lld written in %.2f s\n",
+        else std::fprintf(stderr, "drift: checkpoint after step %lld written in %.3f s\n",
                           static_cast<long long>(step), since(t_save));
       }
       last_checkpoint = Clock::now();
