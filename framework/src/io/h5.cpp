@@ -835,6 +835,22 @@ absl::Status write_bytes(const std::string& path, const std::vector<char>& bytes
 
 }  // namespace
 
+namespace {
+// Test hook: DRIFT_TEST_PAUSE_RENAME="<ms>:<suffix>" makes every atomic write
+// of a path ending in <suffix> wait <ms> milliseconds with its complete
+// temporary file on disk, before the rename, so that a test can stop the
+// process exactly there (tests/cli/sweep_faults.sh). Unset: nothing.
+void pause_before_rename(const std::string& path) {
+  const char* spec = std::getenv("DRIFT_TEST_PAUSE_RENAME");
+  if (spec == nullptr) return;
+  const std::string s = spec;
+  const auto colon = s.find(':');
+  if (colon == std::string::npos || !absl::EndsWith(path, s.substr(colon + 1))) return;
+  const long ms = std::strtol(s.substr(0, colon).c_str(), nullptr, 10);
+  if (ms > 0) ::usleep(static_cast<useconds_t>(ms) * 1000);
+}
+}  // namespace
+
 absl::Status write_h5_atomically(const std::string& path,
                                  const std::function<absl::Status(H5File&)>& fill,
                                  AtomicWrite where) {
@@ -880,6 +896,7 @@ absl::Status write_h5_atomically(const std::string& path,
     if (st.ok()) st = fsync_path(tmp, false);
   }
   if (!st.ok()) return cleanup(st);
+  pause_before_rename(path);
   if (::rename(tmp.c_str(), path.c_str()) != 0)
     return cleanup(absl::PermissionDeniedError(
         absl::StrCat(path, ": cannot rename ", tmp, " onto it: ", std::strerror(errno))));

@@ -1,6 +1,9 @@
 #include "sweep/merge.hpp"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <hdf5.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -101,6 +104,48 @@ io::Cell as_float(const io::Cell& c) {
   return c;
 }
 
+// Serialises the merges of one experiment (every drift-run of it, --merge,
+// the Slurm merge job): an exclusive flock on <cells_dir>/.merge.lock for the
+// whole write of the results file. So the last merge to start reads every
+// cell file finished before it, whichever process finished it, and a
+// temporary <output>.tmp-<pid> seen while holding the lock is the leftover of
+// a killed merge. Released when the holder dies, however it dies.
+class MergeLock {
+ public:
+  explicit MergeLock(const std::string& cells_dir) {
+    make_dirs(cells_dir);
+    fd_ = ::open((cells_dir + "/.merge.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ >= 0)
+      while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+      }
+  }
+  ~MergeLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  MergeLock(const MergeLock&) = delete;
+  MergeLock& operator=(const MergeLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// Removes "<output>.tmp-<digits>" left by killed merges (call with the lock held).
+void remove_merge_leftovers(const std::string& output) {
+  const auto slash = output.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : output.substr(0, slash));
+  const std::string prefix = (slash == std::string::npos ? output : output.substr(slash + 1)) + ".tmp-";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    ::unlink((dir + "/" + name).c_str());
+  }
+  ::closedir(d);
+}
+
 }  // namespace
 
 absl::Status write_experiment_file(const std::string& output, const config::Experiment& exp,
@@ -110,6 +155,8 @@ absl::Status write_experiment_file(const std::string& output, const config::Expe
   const auto& first = cells.front();
   const auto slash = output.rfind('/');
   if (slash != std::string::npos && slash > 0) make_dirs(output.substr(0, slash));
+  const MergeLock lock(cells_dir);
+  remove_merge_leftovers(output);
 
   return io::write_h5_atomically(output, [&](io::H5File& f) -> absl::Status {
     std::vector<std::string> grid_keys;

@@ -20,6 +20,8 @@ std::string finished_status(const std::string& cell_path, const config::Experime
 
 // Writes `output` atomically: root attributes, /cells/<id> copied from every
 // cell file that matches its configuration, and /summary (schemas/results.md).
+// Merges of one experiment by any number of processes take turns (a lock in
+// `cells_dir`); each removes what killed merges left (<output>.tmp-<pid>).
 absl::Status write_experiment_file(const std::string& output, const config::Experiment& exp,
                                    const std::vector<config::ExperimentConfig>& cells,
                                    const std::string& cells_dir);

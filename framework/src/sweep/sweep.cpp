@@ -196,11 +196,6 @@ std::string signal_name(int sig) {
   return absl::StrCat("signal ", sig);
 }
 
-std::string dir_of(const std::string& path) {
-  auto slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
 std::string base_of(const std::string& path) {
   auto slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
@@ -208,7 +203,7 @@ std::string base_of(const std::string& path) {
 
 // Removes what an earlier, killed run left behind in `dir`: temporary files
 // "<prefix>*.tmp-<pid>" of atomic writes that never got renamed. Called with
-// the sweep lock held, so no other sweep of this experiment is writing them.
+// the cell's lock held, so no other process is writing them.
 void remove_stale_temporaries(const std::string& dir, const std::string& prefix) {
   DIR* d = ::opendir(dir.c_str());
   if (!d) return;
@@ -485,24 +480,13 @@ int run_sweep(const SweepOptions& opt) {
     return 1;
   }
 
-  // One sweep per experiment file at a time: a second one would run the same
-  // cells again and race on their files. The kernel drops the lock when this
-  // process dies, however it dies (O_CLOEXEC: the cells do not inherit it).
-  // A Slurm array task runs one cell beside other tasks of the same array:
-  // it holds that cell's lock only (below) and leaves the merge to the merge job.
-  if (!opt.array_task) {
-    const std::string lock_path = cells_dir + "/.lock";
-    const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-      std::cerr << "drift-run: " << output << " is being written by another drift-run of this experiment"
-                << " (lock " << lock_path << " is held)\n";
-      return 1;
-    }
-    // Leftovers of a run that was killed mid-write (kill -9, power loss);
-    // temporaries of cells that another process runs now (a Slurm task) are
-    // removed when their cell starts again, below.
-    remove_stale_temporaries(dir_of(output), base_of(output) + ".tmp-");
-  }
+  // Any number of drift-run processes (two terminals, Slurm array tasks) may
+  // work on one experiment at once: whoever locks a cell trains it
+  // (sweep/cell_lock.hpp), the others skip it, and merges take turns
+  // (write_experiment_file). So every cell is trained once.
+  // When this sweep started: with --restart, a cell file written since then is
+  // another process's fresh result, not one to redo.
+  const auto sweep_started = std::chrono::system_clock::now();
 
   std::deque<size_t> pending;
   int n_done = 0, n_failed = 0, n_diverged = 0, n_skipped = 0, n_skipped_diverged = 0, n_busy = 0, n_paused = 0;
@@ -666,9 +650,14 @@ int run_sweep(const SweepOptions& opt) {
     r.cell = cell;
     r.lock_fd = try_lock_cell(cells_dir, cell);
     if (r.lock_fd < 0) return 0;
-    if (!opt.restart) {
-      const std::string st = finished_status(cell_file_path(cells_dir, cell), cells[cell]);
-      if (st == "done" || st == "diverged") {
+    {
+      const std::string path = cell_file_path(cells_dir, cell);
+      const std::string st = finished_status(path, cells[cell]);
+      struct stat sb {};
+      const bool fresh = ::stat(path.c_str(), &sb) == 0 &&
+                         std::chrono::system_clock::from_time_t(sb.st_mtim.tv_sec) +
+                                 std::chrono::nanoseconds(sb.st_mtim.tv_nsec) >= sweep_started;
+      if ((st == "done" || st == "diverged") && (!opt.restart || fresh)) {
         ::close(r.lock_fd);
         return st == "done" ? 2 : 3;
       }
