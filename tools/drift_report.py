@@ -28,6 +28,7 @@ naming the file (and dataset) when it cannot be read.
 """
 import argparse
 import math
+import errno
 import os
 import re
 import sys
@@ -623,6 +624,11 @@ def main(argv=None):
                 plot_metric(summary, lkeys, metric, p, exp)
                 written.append(p)
         except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                # No half-written image is left behind; the ones written before stay.
+                if os.path.exists(p):
+                    os.remove(p)
+                return fail(f"{p}: cannot write, the device is full ({e.strerror or e})")
             if getattr(e, "filename", None):
                 return fail(f"{p}: cannot write: {e.strerror or e}")
             return fail(f"{path}: cannot read while plotting {os.path.basename(p)}: {e}")

@@ -1,6 +1,7 @@
 // Weights files with a SHA-256 checksum beside them (drift/weights.hpp).
 #include "drift/weights.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,6 +45,41 @@ std::map<std::string, std::vector<int64_t>> shapes_of(torch::nn::Module& m) {
   return out;
 }
 
+// Writes `bytes` to `path` through `<path>.tmp-<pid>`, fsync and rename: a
+// reader never sees a partial file, and a failure leaves `path` as it was and
+// no temporary behind. A full device is kResourceExhausted, one line naming
+// `path` (what the sweep runner recognises as a full disk).
+absl::Status write_file_atomically(const std::string& path, const std::string& bytes) {
+  const std::string tmp = absl::StrCat(path, ".tmp-", ::getpid());
+  auto failed = [&](const std::string& what, int err) {
+    ::unlink(tmp.c_str());
+    if (err == ENOSPC || err == EDQUOT)
+      return absl::ResourceExhaustedError(absl::StrCat(path, ": cannot write, the device is full (", what, ": ",
+                                                       std::strerror(err), ")"));
+    return absl::InternalError(absl::StrCat(path, ": cannot write (", what, ": ", std::strerror(err), ")"));
+  };
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return failed(tmp, errno);
+  for (size_t off = 0; off < bytes.size();) {
+    const ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : ENOSPC;
+      ::close(fd);
+      return failed(tmp, err);
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return failed(tmp, err);
+  }
+  if (::close(fd) != 0) return failed(tmp, errno);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return failed("rename " + tmp, errno);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string checksum_path(const std::string& weights) { return weights + ".sha256"; }
@@ -67,29 +103,25 @@ absl::Status make_parent_dirs(const std::string& path) {
 absl::StatusOr<std::string> save_weights(torch::nn::Module& m, const std::string& path,
                                          const std::string& meta) {
   if (auto st = make_parent_dirs(path); !st.ok()) return st;
-  const std::string tmp = absl::StrCat(path, ".tmp-", ::getpid());
+  // Serialised in memory, then written by write_file_atomically(): LibTorch's
+  // file writer throws from its destructor when the disk fills up, which
+  // ends the process (std::terminate) instead of reporting it.
+  std::ostringstream bytes;
   try {
     torch::serialize::OutputArchive archive;
     m.save(archive);
     archive.write(kMetaKey, c10::IValue(meta));
-    archive.save_to(tmp);
+    archive.save_to(bytes);
   } catch (const std::exception& e) {
-    std::remove(tmp.c_str());
-    return absl::InternalError(absl::StrCat(path, ": cannot write weights: ", one_line(e.what())));
+    return absl::InternalError(absl::StrCat(path, ": cannot serialise weights: ", one_line(e.what())));
   }
-  auto sha = sha256_file(tmp);
-  if (!sha.ok()) return sha.status();
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    return absl::InternalError(absl::StrCat(path, ": cannot rename ", tmp, ": ", std::strerror(errno)));
-  const std::string sum = checksum_path(path), sum_tmp = absl::StrCat(sum, ".tmp-", ::getpid());
-  {
-    std::ofstream f(sum_tmp);
-    f << *sha << "  " << base_name(path) << "\n";
-    if (!f) return absl::InternalError(absl::StrCat(sum, ": cannot write checksum file"));
-  }
-  if (std::rename(sum_tmp.c_str(), sum.c_str()) != 0)
-    return absl::InternalError(absl::StrCat(sum, ": cannot rename ", sum_tmp, ": ", std::strerror(errno)));
-  return *sha;
+  const std::string data = bytes.str();
+  const std::string sha = sha256_hex(data.data(), data.size());
+  if (auto st = write_file_atomically(path, data); !st.ok()) return st;
+  if (auto st = write_file_atomically(checksum_path(path), absl::StrCat(sha, "  ", base_name(path), "\n"));
+      !st.ok())
+    return st;
+  return sha;
 }
 
 absl::Status load_weights(torch::nn::Module& m, const std::string& path,
