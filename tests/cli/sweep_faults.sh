@@ -161,4 +161,51 @@ EOF
 wait "$pid" || { cat "$tmp/read.out"; fail "the sweep under the reader failed"; }
 n=$(check_results "$tmp/results/big.h5") || fail "after the reader: results file"
 [ "$n" = 8 ] || fail "after the reader: $n cells"
+# ---------------------------------------------------------------- a cell that fails after writing samples
+# The failing cell keeps what it logged (train rows, the samples of step 5)
+# beside its error; the other cells are untouched.
+plug=$DRIFT_BINARY_DIR/test_plugins
+cat > "$tmp/late.toml" <<EOF
+[experiment]
+name = "late"
+output = "$tmp/results/late.h5"
+threads = 1
+[plugins]
+paths = ["$plug/crash_generator_plugin.so"]
+[data]
+dataset = "bimodal"
+[generator]
+plugin = "crash_after"
+[generator.crash_after]
+healthy_steps = 8
+mode = "throw"
+[encoder]
+plugin = "identity"
+[train]
+steps = 12
+n_gen = 32
+n_pos = 32
+eval_every = 0
+sample_every = 5
+[eval]
+metrics = ["mmd"]
+n_samples = 64
+[grid]
+"generator.plugin" = ["mlp", "crash_after", "mlp"]
+EOF
+rc=0; "$run" --jobs 1 "$tmp/late.toml" > "$tmp/late.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || { cat "$tmp/late.out"; fail "a cell failing after its samples: exit $rc, expected 1"; }
+"$py" - "$tmp/results/late.h5" <<'EOF' || { cat "$tmp/late.out"; fail "a cell failing after its samples"; }
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    st = {k: f["cells"][k].attrs["status"] for k in f["cells"]}
+    assert st == {"0000": "done", "0001": "failed", "0002": "done"}, st
+    c = f["cells/0001"]
+    assert "crash_after: training call 9 throws" in c.attrs["error"], c.attrs["error"]
+    assert sorted(c["samples"]) == ["0000000000", "0000000005"], sorted(c["samples"])
+    assert c["train"].shape[0] == 8, c["train"].shape
+    for k in ("0000", "0002"):
+        assert f["cells"][k]["train"].shape[0] == 12
+print("  the failed cell kept 8 train rows and the samples of steps 0 and 5; the others are done")
+EOF
 echo "sweep_faults: ok"
