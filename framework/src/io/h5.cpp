@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
@@ -388,6 +389,48 @@ absl::StatusOr<DatasetInfo> H5File::info(const std::string& name) const {
   return out;
 }
 
+namespace {
+// Storage for a dataset about to be read: a shape whose size overflows, a
+// contiguous dataset whose stored bytes do not cover its shape, or memory
+// that cannot be allocated is an error naming the dataset (a corrupt or
+// hostile file), never an exception out of the reader.
+absl::StatusOr<torch::Tensor> storage_for(hid_t file, const std::string& path, const std::string& name,
+                                          const std::vector<int64_t>& shape, torch::ScalarType st) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0 || (d > 0 && n > std::numeric_limits<int64_t>::max() / 16 / d))
+      return absl::DataLossError(absl::StrCat(path, ": dataset ", quoted(name), " has shape ", shape_string(shape),
+                                              ", too large to be read (a corrupt file?)"));
+    n *= d;
+  }
+  if (n > 0) {
+    Handle ds(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose);
+    Handle dcpl(ds.ok() ? H5Dget_create_plist(ds.get()) : -1, H5Pclose);
+    Handle type(ds.ok() ? H5Dget_type(ds.get()) : -1, H5Tclose);
+    const H5D_layout_t layout = dcpl.ok() ? H5Pget_layout(dcpl.get()) : H5D_LAYOUT_ERROR;
+    if (type.ok() && (layout == H5D_CONTIGUOUS || layout == H5D_COMPACT) && H5Pget_nfilters(dcpl.get()) == 0) {
+      const hsize_t stored = H5Dget_storage_size(ds.get());
+      const hsize_t needed = static_cast<hsize_t>(n) * H5Tget_size(type.get());
+      // Contiguous storage of 0 bytes was never written (reading gives the fill
+      // value); compact data lives in the object header, so it is always there
+      // (libhdf5 1.10 copies `needed` bytes from a shorter compact buffer).
+      if ((stored != 0 || layout == H5D_COMPACT) && stored < needed)
+        return absl::DataLossError(absl::StrCat(path, ": dataset ", quoted(name), " has shape ", shape_string(shape),
+                                                " (", needed, " bytes) but stores ", stored,
+                                                " bytes (a corrupt or truncated file)"));
+    }
+    H5Eclear2(H5E_DEFAULT);
+  }
+  try {
+    return torch::empty(shape, torch::TensorOptions().dtype(st));
+  } catch (const std::exception&) {
+    return absl::ResourceExhaustedError(absl::StrCat(path, ": dataset ", quoted(name), " has shape ",
+                                                     shape_string(shape), ", ", n * c10::elementSize(st),
+                                                     " bytes in memory, which cannot be allocated"));
+  }
+}
+}  // namespace
+
 absl::StatusOr<torch::Tensor> H5File::read(const std::string& name) const {
   auto inf = info(name);
   if (!inf.ok()) return inf.status();
@@ -412,7 +455,9 @@ absl::StatusOr<torch::Tensor> H5File::read(const std::string& name) const {
         path_, ": dataset ", quoted(name), " has dtype ", dt,
         ", expected one of float32, float64, int64, uint8 (or a smaller integer type)"));
   }
-  torch::Tensor t = torch::empty(inf->shape, torch::TensorOptions().dtype(st));
+  auto alloc = storage_for(id_, path_, name, inf->shape, st);
+  if (!alloc.ok()) return alloc.status();
+  torch::Tensor t = *std::move(alloc);
   if (t.numel() == 0) return t;
   Handle ds(H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds.ok() || H5Dread(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0)
@@ -432,7 +477,9 @@ absl::StatusOr<torch::Tensor> H5File::read_as(const std::string& name, torch::Sc
                                                      absl::StrJoin(allowed, " or ")));
     if (dtype == torch::kFloat16 && inf->dtype == "float16") {
       // float16 as stored, without a round trip through float32.
-      torch::Tensor t = torch::empty(inf->shape, torch::TensorOptions().dtype(torch::kFloat16));
+      auto alloc = storage_for(id_, path_, name, inf->shape, torch::kFloat16);
+      if (!alloc.ok()) return alloc.status();
+      torch::Tensor t = *std::move(alloc);
       if (t.numel() == 0) return t;
       Handle ds(H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose);
       Handle half = half_type();

@@ -15,7 +15,10 @@ absl::StatusOr<std::string> select_results_cell(const H5File& f, const std::opti
   auto ids = f.list("cells");
   if (!ids.ok()) return ids.status();
   if (!cell) {
-    if (ids->size() == 1) return "cells/" + ids->front();
+    // (The one entry must be a cell's group: a corrupt file may hold anything.)
+    if (ids->size() == 1 && f.is_group("cells/" + ids->front())) return "cells/" + ids->front();
+    if (ids->size() == 1)
+      return error(absl::StrCat(f.path(), ": 'cells/", ids->front(), "' is not a cell's group"));
     return error(absl::StrCat(f.path(), ": ", ids->size(), " cells (", absl::StrJoin(*ids, ", "),
                               "): choose one with --cell ID"));
   }

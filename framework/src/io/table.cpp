@@ -3,7 +3,9 @@
 #include <hdf5.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <exception>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -130,6 +132,7 @@ absl::StatusOr<Table> read_table(const H5File& f, const std::string& name) {
     hid_t mem_t = H5Tcreate(H5T_COMPOUND, width);
     for (int i = 0; i < nf; ++i) {
       char* fname = H5Tget_member_name(ft, i);
+      if (!fname) continue;  // (a field without a name: the count check below refuses the table)
       H5T_class_t cls = H5Tget_member_class(ft, i);
       Table::Type t = cls == H5T_INTEGER ? Table::Type::Int
                       : cls == H5T_FLOAT ? Table::Type::Float
@@ -139,8 +142,23 @@ absl::StatusOr<Table> read_table(const H5File& f, const std::string& name) {
                 t == Table::Type::Int ? H5T_NATIVE_INT64 : t == Table::Type::Float ? H5T_NATIVE_DOUBLE : str_t);
       H5free_memory(fname);
     }
-    std::vector<unsigned char> buf(width * std::max<hssize_t>(n, 1), 0);
-    if (n > 0 && H5Dread(ds, mem_t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0) {
+    // A corrupt file may declare any number of rows, or fields with one name.
+    std::vector<unsigned char> buf;
+    if (static_cast<int>(table.columns().size()) != nf) {
+      st = absl::DataLossError(absl::StrCat(f.path(), ": table '", name, "' has ", nf, " fields but ",
+                                            table.columns().size(), " distinct names (a corrupt file?)"));
+    } else if (n > 0 && static_cast<uint64_t>(n) > (uint64_t{1} << 40) / width) {
+      st = absl::DataLossError(absl::StrCat(f.path(), ": table '", name, "' has ", n, " rows, too many to be read (a corrupt file?)"));
+    } else {
+      try {
+        buf.assign(width * std::max<hssize_t>(n, 1), 0);
+      } catch (const std::exception&) {
+        st = absl::ResourceExhaustedError(absl::StrCat(f.path(), ": table '", name, "' has ", n, " rows, which cannot be allocated"));
+      }
+    }
+    if (!st.ok()) {
+      // (reported below)
+    } else if (n > 0 && H5Dread(ds, mem_t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0) {
       st = absl::InternalError(absl::StrCat(f.path(), ": cannot read table '", name, "'"));
     } else {
       for (hssize_t r = 0; r < n; ++r) {
