@@ -11,10 +11,13 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "drift/checksum.hpp"
 
@@ -77,6 +80,64 @@ absl::Status write_file_atomically(const std::string& path, const std::string& b
   }
   if (::close(fd) != 0) return failed(tmp, errno);
   if (::rename(tmp.c_str(), path.c_str()) != 0) return failed("rename " + tmp, errno);
+  return absl::OkStatus();
+}
+
+// Metadata from a file, quoted in an error: control bytes escaped, so that the
+// error stays one line whatever the file holds.
+std::string printable(const std::string& s) { return absl::CHexEscape(s); }
+
+std::string shape_text(torch::IntArrayRef shape) { return c10::str(shape); }
+
+// What `archive` holds for `m`, read the way Module::load reads it (the
+// module's own parameters and buffers, then each child's archive), checked
+// against m's tensors before anything is loaded: a missing tensor, one of
+// another shape or dtype, or one whose storage is too small for its shape is
+// an error. Appends (m's tensor, the file's tensor) pairs to `out`.
+absl::Status read_archive(torch::nn::Module& m, torch::serialize::InputArchive& archive,
+                          const std::string& prefix, const std::string& path,
+                          std::vector<std::pair<torch::Tensor, torch::Tensor>>* out) {
+  auto take = [&](const std::string& key, const torch::Tensor& mine, bool is_buffer) -> absl::Status {
+    torch::Tensor t;
+    if (!archive.try_read(key, t, is_buffer) || !t.defined())
+      return absl::DataLossError(absl::StrCat(path, ": no tensor '", prefix, key, "'"));
+    if (!t.sizes().equals(mine.sizes()))
+      return absl::DataLossError(absl::StrCat(path, ": tensor '", prefix, key, "' has shape ", shape_text(t.sizes()),
+                                              ", expected ", shape_text(mine.sizes())));
+    if (t.scalar_type() != mine.scalar_type())
+      return absl::DataLossError(absl::StrCat(path, ": tensor '", prefix, key, "' has dtype ",
+                                              c10::toString(t.scalar_type()), ", expected ",
+                                              c10::toString(mine.scalar_type())));
+    if (t.numel() > 0) {
+      // The lowest and highest element the strides reach, in elements.
+      int64_t lo = t.storage_offset(), hi = t.storage_offset(), need = 0;
+      bool overflow = false;
+      for (int64_t d = 0; d < t.dim(); ++d) {
+        int64_t reach = 0;
+        overflow |= __builtin_mul_overflow(t.size(d) - 1, t.stride(d), &reach);
+        overflow |= __builtin_add_overflow(reach < 0 ? lo : hi, reach, reach < 0 ? &lo : &hi);
+      }
+      overflow |= __builtin_add_overflow(hi, 1, &need) ||
+                  __builtin_mul_overflow(need, static_cast<int64_t>(t.element_size()), &need);
+      if (overflow || lo < 0 || !t.has_storage() || static_cast<int64_t>(t.storage().nbytes()) < need)
+        return absl::DataLossError(absl::StrCat(path, ": tensor '", prefix, key, "' has ",
+                                                t.has_storage() ? t.storage().nbytes() : 0, " bytes of data, its shape ",
+                                                shape_text(t.sizes()), " needs ", need, " (a corrupt file)"));
+    }
+    out->emplace_back(mine, t);
+    return absl::OkStatus();
+  };
+  for (const auto& p : m.named_parameters(/*recurse=*/false))
+    if (auto st = take(p.key(), p.value(), false); !st.ok()) return st;
+  for (const auto& b : m.named_buffers(/*recurse=*/false))
+    if (auto st = take(b.key(), b.value(), true); !st.ok()) return st;
+  for (const auto& c : m.named_children()) {
+    if (!c.value()->is_serializable()) continue;
+    torch::serialize::InputArchive sub;
+    if (!archive.try_read(c.key(), sub))
+      return absl::DataLossError(absl::StrCat(path, ": no module '", prefix, c.key(), "'"));
+    if (auto st = read_archive(*c.value(), sub, absl::StrCat(prefix, c.key(), "."), path, out); !st.ok()) return st;
+  }
   return absl::OkStatus();
 }
 
@@ -154,10 +215,14 @@ absl::Status load_weights(torch::nn::Module& m, const std::string& path,
       return absl::DataLossError(absl::StrCat(path, ": no drift metadata (not a drift weights file)"));
     if (meta.toStringRef() != expected_meta)
       return absl::FailedPreconditionError(
-          absl::StrCat(path, ": weights are for \"", meta.toStringRef(), "\", expected \"",
-                       expected_meta, "\""));
+          absl::StrCat(path, ": weights are for \"", printable(meta.toStringRef()), "\", expected \"",
+                       printable(expected_meta), "\""));
+    // Every tensor is read and checked first, then copied into the module's
+    // own: a refused file leaves the module as it was.
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> pairs;
+    if (auto st = read_archive(m, archive, "", path, &pairs); !st.ok()) return st;
     torch::NoGradGuard no_grad;
-    m.load(archive);
+    for (auto& [mine, theirs] : pairs) mine.copy_(theirs);
   } catch (const std::exception& e) {
     return absl::DataLossError(absl::StrCat(path, ": cannot load weights: ", one_line(e.what())));
   }
