@@ -113,6 +113,9 @@ bool is_int_dtype(const std::string& dt) {
   return absl::StartsWith(dt, "int") || absl::StartsWith(dt, "uint");
 }
 
+// The largest label a labels dataset may hold when num_classes is its max + 1.
+constexpr int64_t kMaxLabel = 2147483647;
+
 absl::StatusOr<std::unique_ptr<Dataset>> make_images(const Params& p, const DatasetContext& ctx) {
   namespace fs = std::filesystem;
   fs::path path(p.get_string("path"));
@@ -179,6 +182,10 @@ absl::StatusOr<std::unique_ptr<Dataset>> make_images(const Params& p, const Data
       return absl::InvalidArgumentError(absl::StrCat(pre, "dataset '", lname,
                                                      "' holds a negative label (", lo,
                                                      "); labels must be 0, 1, ..."));
+    // num_classes defaults to max + 1: a label near 2^63 (a corrupt file) would overflow it.
+    if (want_classes == 0 && hi > kMaxLabel)
+      return absl::InvalidArgumentError(absl::StrCat(pre, "dataset '", lname, "' holds label ", hi,
+                                                     "; labels must be below ", kMaxLabel + 1));
     if (want_classes > 0 && hi >= want_classes)
       return absl::InvalidArgumentError(absl::StrCat(pre, "dataset '", lname, "' holds label ", hi,
                                                      " but num_classes = ", want_classes,

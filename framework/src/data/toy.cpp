@@ -255,6 +255,10 @@ absl::Status points_error(const absl::Status& st) {
   return absl::Status(st.code(), absl::StrCat("points: ", st.message()));
 }
 
+// The largest label a labels dataset may hold (num_classes = max + 1 must stay
+// an int64 and, in practice, a size a per-class table can have).
+constexpr int64_t kMaxLabel = 2147483647;
+
 absl::StatusOr<std::unique_ptr<Dataset>> make_points(const Params& p, const DatasetContext& ctx) {
   namespace fs = std::filesystem;
   fs::path path(p.get_string("path"));
@@ -316,7 +320,12 @@ absl::StatusOr<std::unique_ptr<Dataset>> make_points(const Params& p, const Data
       return absl::InvalidArgumentError(absl::StrCat(pre, "dataset '", lname,
                                                      "' holds a negative label (", lo,
                                                      "); labels must be 0, 1, ..."));
-    num_classes = labels.max().item<int64_t>() + 1;
+    // num_classes is max + 1: a label near 2^63 (a corrupt file) would overflow it.
+    const int64_t hi = labels.max().item<int64_t>();
+    if (hi > kMaxLabel)
+      return absl::InvalidArgumentError(absl::StrCat(pre, "dataset '", lname, "' holds label ", hi,
+                                                     "; labels must be below ", kMaxLabel + 1));
+    num_classes = hi + 1;
   }
   return std::make_unique<PointsDataset>(x->contiguous(), labels, num_classes);
 }
