@@ -101,8 +101,11 @@ Where fault_location() {
     return std::strstr(f, "libc.so") || std::strstr(f, "libgcc") || std::strstr(f, "linux-vdso") ||
            std::strstr(f, "libstdc++") || std::strstr(f, "libasan") || std::strstr(f, "libubsan");
   };
-  const std::string self = object(0);  // the handler: this executable
+  if (std::getenv("DRIFT_FUZZ_DEBUG_FRAMES"))
+    for (int k = 0; k < n; ++k) std::fprintf(stderr, "drift-fuzz: frame %d: %p %s\n", k, frames[k], object(k));
   int i = 0;
+  while (i < n && is_runtime(object(i))) ++i;   // backtrace() itself (ASan intercepts it)
+  const std::string self = i < n ? object(i) : "";  // the handler: this executable
   while (i < n && self == object(i)) ++i;       // the handler's frames
   while (i < n && is_runtime(object(i))) ++i;   // the signal trampoline, memcpy, abort, ...
   if (i >= n) return Where::kDrift;

@@ -33,7 +33,8 @@ class Bytes {
   const uint8_t* rest() const { return d_ + pos_; }
   // Up to `max` bytes as a string.
   std::string str(size_t max) {
-    size_t k = std::min<size_t>(u8() % (max + 1), left());
+    const size_t want = u8() % (max + 1);  // (consumed before left() is read)
+    const size_t k = std::min<size_t>(want, left());
     std::string s(reinterpret_cast<const char*>(d_ + pos_), k);
     pos_ += k;
     return s;
