@@ -57,9 +57,12 @@ if [ -z "$engine" ]; then
 fi
 echo "[fuzz] engine: $engine; targets: ${targets[*]}; $seconds s each; logs in $LOGS"
 
-# The drivers (and, for libFuzzer, drift_runtime and the plugins it links).
-cmake --build "$BUILD" --target drift_runtime drift_sdk $(printf 'fuzz_%s ' "${TARGETS[@]}") > "$LOGS/fuzz_build_$BUILD.log" 2>&1 ||
-  { tail -30 "$LOGS/fuzz_build_$BUILD.log"; exit 1; }
+# The drivers (and, for libFuzzer, drift_runtime and the plugins it links);
+# DRIFT_FUZZ_NO_BUILD=1 uses $BUILD as it is.
+if [ "${DRIFT_FUZZ_NO_BUILD:-0}" != 1 ]; then
+  cmake --build "$BUILD" --target drift_runtime drift_sdk $(printf 'fuzz_%s ' "${TARGETS[@]}") > "$LOGS/fuzz_build_$BUILD.log" 2>&1 ||
+    { tail -30 "$LOGS/fuzz_build_$BUILD.log"; exit 1; }
+fi
 
 # --- the libFuzzer build ---------------------------------------------------------
 # Reader sources compiled into every libFuzzer binary (instrumented): what the
