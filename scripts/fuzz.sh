@@ -26,9 +26,10 @@
 #
 # A crash or hang inside libhdf5 or LibTorch on a corrupt file does not end the
 # run (libFuzzer: -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1;
-# the driver: -fork=1): each is kept in the artifacts, and replaying one with the
-# driver says where it happened:
-#   build/bin/fuzz_<target> build-fuzz/artifacts/<target>/<file>
+# the driver: -fork=1): each is kept in the artifacts and, after the run,
+# replayed by the driver, which prints where it happened (inside libhdf5 or
+# LibTorch, or a failed property of drift's). By hand:
+#   build/bin/fuzz_<target> -fork=1 build-fuzz/artifacts/<target>/<file>
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -137,6 +138,16 @@ for t in "${targets[@]}"; do
       -seed="$RANDOM" -artifact_prefix="$art/" "$corpus" > "$log" 2>&1 || true
     execs=$(grep -oE "fuzz_$t: [0-9]+ executions" "$log" | grep -oE '[0-9]+' | tail -1 || true)
   fi
+  # Where each kept input's fault is: replayed by the driver, which sorts it.
+  for a in "$art"/*; do
+    [ -f "$a" ] || continue
+    case $(basename "$a") in
+      leak-*) where="a leak (replay with $OUT/bin/fuzz_$t -runs=1 FILE for its stack)" ;;
+      *) where=$(DRIFT_NUM_THREADS=1 timeout 120 "$BUILD/bin/fuzz_$t" -fork=1 -timeout=10 "$a" 2>&1 |
+                   grep -aoE '(crash|hang) inside [A-Za-z0-9]+|FAILED: .*|execution 1 failed.*' | head -1 || true) ;;
+    esac
+    echo "[fuzz]   $(basename "$a"): ${where:-no fault when the driver replays it (uninstrumented Release)}" | tee -a "$log"
+  done
   n_corpus=$(ls "$corpus" | wc -l)
   n_art=$(ls "$art" | wc -l)
   line="$t: ${execs:-?} executions in $((SECONDS - t0)) s ($engine), corpus $n_corpus inputs, $n_art artifacts in $art"
