@@ -143,7 +143,7 @@ for t in "${targets[@]}"; do
     [ -f "$a" ] || continue
     case $(basename "$a") in
       leak-*) where="a leak (replay with $OUT/bin/fuzz_$t -runs=1 FILE for its stack)" ;;
-      *) where=$(DRIFT_NUM_THREADS=1 timeout 120 "$BUILD/bin/fuzz_$t" -fork=1 -timeout=10 "$a" 2>&1 |
+      *) where=$(DRIFT_NUM_THREADS=1 timeout 120 "$BUILD/bin/fuzz_$t" -fork=1 -timeout=10 -artifact_prefix="$OUT/replay-" "$a" 2>&1 |
                    grep -aoE '(crash|hang) inside [A-Za-z0-9]+|FAILED: .*|execution 1 failed.*' | head -1 || true) ;;
     esac
     echo "[fuzz]   $(basename "$a"): ${where:-no fault when the driver replays it (uninstrumented Release)}" | tee -a "$log"
