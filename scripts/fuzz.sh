@@ -99,8 +99,9 @@ EOF
   for src in "${READER_SOURCES[@]/#/framework/src/}" tests/fuzz/fuzz_common.cpp tests/fuzz/fuzz_datasets.cpp \
              "tests/fuzz/fuzz_$t.cpp"; do
     obj=$objdir/$(echo "$src" | tr '/' '_').o
-    # (Headers are not tracked: a changed header needs `rm -r build-fuzz/obj`.)
-    if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ]; then
+    # (Rebuilt when the source or a tests/fuzz header is newer; a changed
+    # framework header needs `rm -r build-fuzz/obj`.)
+    if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ -n "$(find tests/fuzz -name '*.hpp' -newer "$obj")" ]; then
       echo "[fuzz] clang++ $src"
       eval clang++ "$flags" -O1 -g -fPIC "${san[*]}" -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
     fi
