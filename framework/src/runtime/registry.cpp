@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -200,7 +201,8 @@ absl::StatusOr<const RegisteredComponent*> Registry::get(ComponentKind kind,
                                                          const std::string& name) const {
   if (const auto* c = find(kind, name)) return c;
   auto avail = names(kind);
-  std::string msg = absl::StrCat("unknown ", component_kind_name(kind), " '", name, "'");
+  // Escaped: a name from a file may hold a newline, and errors are one line.
+  std::string msg = absl::StrCat("unknown ", component_kind_name(kind), " '", absl::CHexEscape(name), "'");
   std::string near = closest_match(name, avail);
   if (!near.empty()) absl::StrAppend(&msg, " (did you mean '", near, "'?)");
   absl::StrAppend(&msg, "; available: ", avail.empty() ? "none" : absl::StrJoin(avail, ", "));
