@@ -129,24 +129,22 @@ class MergeLock {
   int fd_ = -1;
 };
 
-// Removes "<output>.tmp-<digits>" left by killed merges (call with the lock held).
-void remove_merge_leftovers(const std::string& output) {
-  const auto slash = output.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : output.substr(0, slash));
-  const std::string prefix = (slash == std::string::npos ? output : output.substr(slash + 1)) + ".tmp-";
+
+}  // namespace
+
+void remove_atomic_leftovers(const std::string& dir, const std::string& prefix) {
   DIR* d = ::opendir(dir.c_str());
   if (!d) return;
   while (dirent* e = ::readdir(d)) {
     const std::string name = e->d_name;
-    if (name.compare(0, prefix.size(), prefix) != 0) continue;
-    const std::string pid = name.substr(prefix.size());
+    const auto pos = name.rfind(".tmp-");
+    if (pos == std::string::npos || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string pid = name.substr(pos + 5);
     if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
     ::unlink((dir + "/" + name).c_str());
   }
   ::closedir(d);
 }
-
-}  // namespace
 
 absl::Status write_experiment_file(const std::string& output, const config::Experiment& exp,
                                    const std::vector<config::ExperimentConfig>& cells,
@@ -156,7 +154,11 @@ absl::Status write_experiment_file(const std::string& output, const config::Expe
   const auto slash = output.rfind('/');
   if (slash != std::string::npos && slash > 0) make_dirs(output.substr(0, slash));
   const MergeLock lock(cells_dir);
-  remove_merge_leftovers(output);
+  {
+    const auto sl = output.rfind('/');
+    remove_atomic_leftovers(sl == std::string::npos ? "." : (sl == 0 ? "/" : output.substr(0, sl)),
+                            (sl == std::string::npos ? output : output.substr(sl + 1)) + ".tmp-");
+  }
 
   return io::write_h5_atomically(output, [&](io::H5File& f) -> absl::Status {
     std::vector<std::string> grid_keys;

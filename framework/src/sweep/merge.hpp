@@ -18,6 +18,12 @@ std::string cell_file_path(const std::string& cells_dir, size_t cell);
 // configuration; "" otherwise (missing, unreadable, or from another config).
 std::string finished_status(const std::string& cell_path, const config::ExperimentConfig& cfg);
 
+// Removes "<prefix>*.tmp-<pid>" in `dir`: temporary files of atomic writes
+// (io::write_h5_atomically) that a killed process never renamed. Call it only
+// while holding the lock that keeps other writers of those files away (the
+// cell's lock for its files, the merge lock for the results file).
+void remove_atomic_leftovers(const std::string& dir, const std::string& prefix);
+
 // Writes `output` atomically: root attributes, /cells/<id> copied from every
 // cell file that matches its configuration, and /summary (schemas/results.md).
 // Merges of one experiment by any number of processes take turns (a lock in

@@ -425,7 +425,6 @@ int print_status(const std::string& file) {
       const std::string ckpt = train::checkpoint_path_for(path);
       if (state != "running") {
         auto step = train::checkpoint_step(ckpt);
-        if (!step.ok()) step = train::checkpoint_step(train::previous_checkpoint_path(ckpt));
         if (step.ok()) {
           if (state == "pending") state = "paused";
           detail = absl::StrCat(detail, detail.empty() ? "" : ": ", "paused at step ", *step, " of ",

@@ -201,22 +201,6 @@ std::string base_of(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-// Removes what an earlier, killed run left behind in `dir`: temporary files
-// "<prefix>*.tmp-<pid>" of atomic writes that never got renamed. Called with
-// the cell's lock held, so no other process is writing them.
-void remove_stale_temporaries(const std::string& dir, const std::string& prefix) {
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return;
-  while (dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    auto pos = name.rfind(".tmp-");
-    if (pos == std::string::npos || name.compare(0, prefix.size(), prefix) != 0) continue;
-    std::string pid = name.substr(pos + 5);
-    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    ::unlink((dir + "/" + name).c_str());
-  }
-  ::closedir(d);
-}
 
 // A TCP port that is free now on this host, for a cell's c10d store.
 int free_tcp_port() {
@@ -669,10 +653,10 @@ int run_sweep(const SweepOptions& opt) {
     // there when the child exits is then the child's own. With the cell's
     // lock held, temporaries of this cell are leftovers of a killed run.
     ::unlink(r.tmp_out.c_str());
-    remove_stale_temporaries(cells_dir, base_of(r.tmp_out) + ".tmp-");
+    remove_atomic_leftovers(cells_dir, base_of(r.tmp_out) + ".tmp-");
     // Its checkpoint stays (the worker resumes from it) unless --restart.
     const std::string ckpt = train::checkpoint_path_for(r.tmp_out);
-    remove_stale_temporaries(cells_dir, base_of(ckpt));
+    remove_atomic_leftovers(cells_dir, base_of(ckpt));
     if (opt.restart) train::remove_checkpoints(ckpt);
     const int64_t nproc = cells[cell].train.get_int("nproc");
     const std::vector<std::string> worker = {opt.self_exe, "--cell-worker", opt.file, "--cell",
@@ -726,7 +710,6 @@ int run_sweep(const SweepOptions& opt) {
     if (!opt.restart) {
       const std::string ckpt = train::checkpoint_path_for(r.tmp_out);
       auto step = train::checkpoint_step(ckpt);
-      if (!step.ok()) step = train::checkpoint_step(train::previous_checkpoint_path(ckpt));
       if (step.ok()) resumes = absl::StrCat(" (resuming after step ", *step, ")");
     }
     print_line(absl::StrFormat("[%s] cell %d started%s, log: %s%s", elapsed(), cell, resumes, r.stderr_path,

@@ -219,9 +219,14 @@ absl::StatusOr<std::optional<LoadedCheckpoint>> load_checkpoint(const std::strin
 }
 
 absl::StatusOr<int64_t> checkpoint_step(const std::string& path) {
-  auto f = io::H5File::open_read(path);
-  if (!f.ok()) return f.status();
-  return f->read_int_attr("state", "step");
+  absl::Status first;
+  for (const std::string& p : {path, previous_checkpoint_path(path)}) {
+    auto f = io::H5File::open_read(p);
+    auto step = f.ok() ? f->read_int_attr("state", "step") : absl::StatusOr<int64_t>(f.status());
+    if (step.ok()) return step;
+    if (first.ok()) first = step.status();
+  }
+  return first;
 }
 
 void remove_checkpoints(const std::string& path) {

@@ -87,8 +87,8 @@ absl::StatusOr<std::optional<LoadedCheckpoint>> load_checkpoint(const std::strin
                                                                 const CheckpointKey& key,
                                                                 std::string* note);
 
-// The step a checkpoint file holds (for `drift-run --status`); an error when
-// it cannot be read.
+// The step a resume would start after (for `drift-run --status`): that of
+// `path`, or of its .prev when `path` cannot be read; an error when neither can.
 absl::StatusOr<int64_t> checkpoint_step(const std::string& path);
 
 // Removes the checkpoint and its previous copy.
