@@ -3,7 +3,7 @@
 //
 //   drift-eval SAMPLES.h5 [--cell ID] [--step STEP] [--alpha A] [--metrics LIST] [--k K]
 //              [--json OUT.json] [--seed N] [--evaluator PATH] [--inception FILE]
-//              [--n-ref N] [--data-dir DIR]
+//              [--n-ref N] [--data-dir DIR] [--reference test|validation]
 //
 // SAMPLES.h5 is a plain HDF5 file with `samples` [N, 1, 32, 32] (float in
 // [-1, 1], or uint8) and optional `labels` [N], or a results file of drift-run
@@ -45,7 +45,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: drift-eval SAMPLES.h5 [--cell ID] [--step STEP] [--alpha A] [--metrics LIST] [--k K]\n"
     "                  [--json OUT.json] [--seed N] [--evaluator PATH] [--inception FILE]\n"
-    "                  [--n-ref N] [--data-dir DIR]\n"
+    "                  [--n-ref N] [--data-dir DIR] [--reference test|validation]\n"
     "Image metrics of generated Fashion-MNIST samples [N, 1, 32, 32] under the fixed evaluator:\n"
     "fid, precision, recall (k-NN manifolds, --k 3), accuracy (per class; needs labels), is,\n"
     "each with its floor (N real training images against the test split). SAMPLES.h5: datasets\n"
@@ -53,7 +53,9 @@ constexpr const char* kUsage =
     "--alpha A select the samples; default: the only cell, the last step). --inception FILE adds\n"
     "fid_inception (standard FID with a TorchScript Inception network; slow on a CPU).\n"
     "--metrics default: fid,precision,recall,accuracy,is. --seed picks the floor's training\n"
-    "images (default 0). --n-ref uses the first N test images as the reference (default all).\n";
+    "images (default 0). --n-ref uses the first N test images as the reference (default all).\n"
+    "--reference validation scores against the last 10k training images instead of the test\n"
+    "split (for choosing settings; the floor is then drawn from the first 50k).\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -61,6 +63,7 @@ struct UsageError : std::runtime_error {
 
 struct Options {
   std::string in, json, evaluator, inception, data_dir = drift::data::kFashionMnistDir;
+  std::string reference = "test";
   std::optional<std::string> cell, alpha;
   std::optional<int64_t> step;
   std::vector<std::string> metrics = drift::metrics::image_metric_names();
@@ -89,6 +92,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--evaluator") o.evaluator = v;
     else if (a == "--inception") o.inception = v;
     else if (a == "--data-dir") o.data_dir = v;
+    else if (a == "--reference" && (v == "test" || v == "validation")) o.reference = v;
     else if (a == "--step" && absl::SimpleAtoi(v, &n) && n >= 0) o.step = n;
     else if (a == "--k" && absl::SimpleAtoi(v, &n) && n >= 1) o.k = n;
     else if (a == "--seed" && absl::SimpleAtoi(v, &n) && n >= 0) o.seed = n;
@@ -268,7 +272,7 @@ int main(int argc, char** argv) {
     auto ev = drift::metrics::Evaluator::load(o.evaluator.empty() ? drift::metrics::default_evaluator_path()
                                                                   : o.evaluator);
     if (!ev.ok()) return fail(std::string(ev.status().message()));
-    auto train = drift::data::load_fashion_mnist("train", o.data_dir);
+    auto train = drift::data::load_fashion_mnist(o.reference == "validation" ? "fit" : "train", o.data_dir);
     if (!train.ok()) return fail(std::string(train.status().message()));
     if (n > train->images.size(0))
       return fail(absl::StrCat(o.in, ": ", n, " samples, more than the ", train->images.size(0),
@@ -280,14 +284,15 @@ int main(int argc, char** argv) {
     auto floor_y = train->labels.index_select(0, idx);
 
     std::vector<std::string> metrics = o.metrics;
-    auto im = drift::metrics::fashion_mnist_image_metrics(*ev, metrics, floor_x, floor_y, o.k, o.data_dir);
+    auto im = drift::metrics::fashion_mnist_image_metrics(*ev, metrics, floor_x, floor_y, o.k, o.data_dir,
+                                                             o.reference);
     if (!im.ok()) return fail(std::string(im.status().message()));
     auto values = im->evaluate(ev->embed(s->x), s->labels);
 
     if (!o.inception.empty()) {
       auto inc = drift::metrics::InceptionFeatures::load(o.inception);
       if (!inc.ok()) return fail(std::string(inc.status().message()));
-      auto test = drift::data::load_fashion_mnist("test", o.data_dir);
+      auto test = drift::data::load_fashion_mnist(o.reference, o.data_dir);
       if (!test.ok()) return fail(std::string(test.status().message()));
       auto ref_x = drift::data::pixels_to_float(test->images);
       if (o.n_ref > 0 && o.n_ref < ref_x.size(0)) ref_x = ref_x.slice(0, 0, o.n_ref);
@@ -301,10 +306,10 @@ int main(int argc, char** argv) {
     }
 
     // Table: metric, value, floor.
-    std::cout << absl::StrFormat("%s: %s, %d samples%s; reference: Fashion-MNIST test split; floor: %d "
+    std::cout << absl::StrFormat("%s: %s, %d samples%s; reference: Fashion-MNIST %s split; floor: %d "
                                  "training images (seed %d)\n",
                                  o.in, s->dataset, n, s->labels.defined() ? " with labels" : " (no labels)",
-                                 n, o.seed);
+                                 o.reference, n, o.seed);
     std::cout << absl::StrFormat("%-16s %12s %12s\n", "metric", "value", "floor");
     auto find = [&](const std::string& name) -> std::optional<double> {
       for (const auto& [k, v] : values)
