@@ -7,11 +7,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "field/field_io.hpp"
+#include "absl/strings/str_cat.h"
 #include "io/h5.hpp"
+#include "io/h5_guard.hpp"
 #include "scratch_dir.hpp"
 #include "test_util.hpp"
 
@@ -453,4 +456,107 @@ TEST(H5, IsDiskFullReadsCodesAndSystemMessages) {
   EXPECT_TRUE(drift::io::is_disk_full(absl::UnknownError(std::string("b: ") + std::strerror(EDQUOT))));
   EXPECT_FALSE(drift::io::is_disk_full(absl::DataLossError(std::string("c: ") + std::strerror(EIO))));
   EXPECT_FALSE(drift::io::is_disk_full(absl::OkStatus()));
+}
+
+// ------------------------------------------------------------------ read guards (io/h5_guard.hpp)
+
+namespace guard {
+using drift::io::ChecksumCheck;
+using drift::io::ChecksumState;
+using drift::io::ReadGuard;
+
+void write_sample(const std::string& path, drift::io::AtomicWrite where) {
+  auto st = drift::io::write_h5_atomically(
+      path,
+      [](H5File& f) -> absl::Status {
+        if (auto st = f.create_group("cell"); !st.ok()) return st;
+        if (auto st = f.write("cell/x", torch::arange(4096, torch::kFloat32).reshape({64, 64})); !st.ok()) return st;
+        return f.set_attr("cell", "status", std::string("done"));
+      },
+      where);
+  ASSERT_TRUE(st.ok()) << st;
+}
+
+ChecksumState state_of(const std::string& path) {
+  ChecksumCheck c;
+  EXPECT_TRUE(drift::io::check_file_checksum(path, &c).ok());
+  return c.state;
+}
+
+void flip_byte(const std::string& path, int64_t offset) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(offset);
+  char c = 0;
+  f.read(&c, 1);
+  c = static_cast<char>(c ^ 0x5a);
+  f.seekp(offset);
+  f.write(&c, 1);
+}
+}  // namespace guard
+
+TEST(H5Guard, AtomicWritesCarryAChecksumThatMatchesAndReadBack) {
+  const drift::test::ScratchDir scratch("h5guard");
+  for (auto where : {drift::io::AtomicWrite::kOnDisk, drift::io::AtomicWrite::kInMemory}) {
+    const std::string path = scratch / (where == drift::io::AtomicWrite::kOnDisk ? "disk.h5" : "mem.h5");
+    guard::write_sample(path, where);
+    EXPECT_EQ(read_all(path).rfind("drift-h5 checksum v1\ncrc32 ", 0), 0u) << path;
+    EXPECT_EQ(guard::state_of(path), guard::ChecksumState::kMatch) << path;
+    auto f = H5File::open_read(path, guard::ReadGuard::kStrict);
+    ASSERT_TRUE(f.ok()) << f.status();
+    auto x = f->read("cell/x");
+    ASSERT_TRUE(x.ok()) << x.status();
+    EXPECT_TRUE(torch::equal(*x, torch::arange(4096, torch::kFloat32).reshape({64, 64})));
+  }
+}
+
+TEST(H5Guard, AChangedByteAfterTheHeaderIsRefusedWhenStrictAndProbedOtherwise) {
+  const drift::test::ScratchDir scratch("h5guard");
+  const std::string ref = scratch / "ref.h5";
+  guard::write_sample(ref, drift::io::AtomicWrite::kInMemory);
+  const std::string bytes = read_all(ref);
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 40; ++i) {
+    const std::string path = scratch / "flipped.h5";
+    fs::copy_file(ref, path, fs::copy_options::overwrite_existing);
+    const int64_t at = drift::io::kChecksumBlockBytes +
+                       static_cast<int64_t>(rng() % (bytes.size() - drift::io::kChecksumBlockBytes));
+    guard::flip_byte(path, at);
+    EXPECT_EQ(guard::state_of(path), guard::ChecksumState::kMismatch) << "byte " << at;
+    auto strict = H5File::open_read(path, guard::ReadGuard::kStrict);
+    ASSERT_FALSE(strict.ok()) << "byte " << at;
+    EXPECT_EQ(strict.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_TRUE(contains(strict.status(), path + ": corrupt: the file changed after drift wrote it (CRC-32 "))
+        << strict.status();
+    // kDefault walks it in a child first: it opens, or fails with one line; it never takes this process down.
+    auto lenient = H5File::open_read(path);
+    if (!lenient.ok()) EXPECT_EQ(std::string(lenient.status().message()).find('\n'), std::string::npos);
+  }
+}
+
+TEST(H5Guard, ATruncatedFileIsRefusedWhenStrict) {
+  const drift::test::ScratchDir scratch("h5guard");
+  const std::string path = scratch / "t.h5";
+  guard::write_sample(path, drift::io::AtomicWrite::kOnDisk);
+  const auto size = fs::file_size(path);
+  fs::resize_file(path, size - 100);
+  auto f = H5File::open_read(path, guard::ReadGuard::kStrict);
+  ASSERT_FALSE(f.ok());
+  EXPECT_TRUE(contains(f.status(), absl::StrCat(size - 100 - 512, " bytes after the header, recorded ", size - 512)))
+      << f.status();
+}
+
+TEST(H5Guard, AFileWithoutTheHeaderIsReadAfterTheChildsWalk) {
+  const drift::test::ScratchDir scratch("h5guard");
+  const std::string path = scratch / "foreign.h5";
+  {
+    auto f = H5File::create(path);  // no user block: what another program writes
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE(f->write("x", torch::ones({3})).ok());
+    ASSERT_TRUE(f->set_attr("/", "note", std::string("written elsewhere")).ok());
+    ASSERT_TRUE(f->close().ok());
+  }
+  EXPECT_EQ(guard::state_of(path), guard::ChecksumState::kNone);
+  auto f = H5File::open_read(path, guard::ReadGuard::kStrict);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(*f->read_string_attr("/", "note"), "written elsewhere");
 }

@@ -1,5 +1,7 @@
 #include "io/h5.hpp"
 
+#include "io/h5_guard.hpp"
+
 #include <fcntl.h>
 #include <hdf5.h>
 #include <sys/stat.h>
@@ -223,15 +225,25 @@ std::string dtype_name(torch::ScalarType t) {
 
 // ------------------------------------------------------------------ H5File
 
-absl::StatusOr<H5File> H5File::open_read(const std::string& path) {
+absl::StatusOr<H5File> H5File::open_read(const std::string& path, ReadGuard guard) {
   silence_hdf5();
   if (!path_exists(path)) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
   if (is_dir(path))
     return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory, not an HDF5 file"));
+  ChecksumCheck sum;
+  if (read_guards_enabled()) {
+    if (absl::Status st = check_file_checksum(path, &sum); !st.ok()) return st;
+    if (sum.state == ChecksumState::kMismatch && guard == ReadGuard::kStrict)
+      return absl::DataLossError(absl::StrCat(path, ": corrupt: the file changed after drift wrote it (",
+                                              sum.detail, ")"));
+  }
   const htri_t is_h5 = H5Fis_hdf5(path.c_str());
   if (is_h5 <= 0) {
     hdf5_detail();
     return absl::InvalidArgumentError(absl::StrCat(path, ": not an HDF5 file"));
+  }
+  if (read_guards_enabled() && sum.state != ChecksumState::kMatch) {
+    if (absl::Status st = probe_in_child(path); !st.ok()) return st;
   }
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
@@ -242,24 +254,34 @@ absl::StatusOr<H5File> H5File::open_read(const std::string& path) {
   return H5File(id, path, false);
 }
 
-absl::StatusOr<H5File> H5File::create(const std::string& path) {
+namespace {
+Handle fcpl_with_userblock(int64_t userblock) {
+  Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+  if (userblock > 0) H5Pset_userblock(fcpl.get(), static_cast<hsize_t>(userblock));
+  return fcpl;
+}
+}  // namespace
+
+absl::StatusOr<H5File> H5File::create(const std::string& path, int64_t userblock) {
   silence_hdf5();
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
-  const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+  Handle fcpl = fcpl_with_userblock(userblock);
+  const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get());
   if (id < 0)
     return absl::PermissionDeniedError(
         absl::StrCat(path, ": cannot create HDF5 file", hdf5_detail()));
   return H5File(id, path, true);
 }
 
-absl::StatusOr<H5File> H5File::create_in_memory(const std::string& name) {
+absl::StatusOr<H5File> H5File::create_in_memory(const std::string& name, int64_t userblock) {
   silence_hdf5();
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
   // 1 MiB growth steps; no backing store: nothing touches the disk.
   H5Pset_fapl_core(fapl.get(), size_t{1} << 20, /*backing_store=*/0);
-  const hid_t id = H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+  Handle fcpl = fcpl_with_userblock(userblock);
+  const hid_t id = H5Fcreate(name.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get());
   if (id < 0)
     return absl::ResourceExhaustedError(
         absl::StrCat(name, ": cannot create an HDF5 file in memory", hdf5_detail()));
@@ -918,7 +940,8 @@ absl::Status write_h5_atomically(const std::string& path,
   };
 
   const bool in_memory = where == AtomicWrite::kInMemory;
-  auto file = in_memory ? H5File::create_in_memory(tmp) : H5File::create(tmp);
+  auto file = in_memory ? H5File::create_in_memory(tmp, kChecksumBlockBytes)
+                         : H5File::create(tmp, kChecksumBlockBytes);
   if (!file.ok())
     return cleanup(absl::Status(file.status().code(),
                                 absl::StrCat(path, ": cannot write (temporary ", tmp,
@@ -937,9 +960,11 @@ absl::Status write_h5_atomically(const std::string& path,
     auto image = file->file_image();
     file->close().IgnoreError();
     if (!image.ok()) return cleanup(image.status());
-    st = write_bytes(tmp, *image);
+    st = stamp_image_checksum(*image, tmp);
+    if (st.ok()) st = write_bytes(tmp, *image);
   } else {
     st = file->close();
+    if (st.ok()) st = stamp_file_checksum(tmp);
     if (st.ok()) st = fsync_path(tmp, false);
   }
   if (!st.ok()) return cleanup(st);

@@ -48,17 +48,33 @@ std::string shape_string(const torch::Tensor& t);
 // torch dtype as written in messages ("float32", "float64", "int64", "uint8", "bool", ...).
 std::string dtype_name(torch::ScalarType t);
 
+// How open_read() guards against corrupt files that crash or hang libhdf5
+// (io/h5_guard.hpp): drift's own files carry a checksum, verified first; any
+// other file is first walked by libhdf5 in a child process.
+enum class ReadGuard {
+  // A file with drift's checksum is read if it matches; one without it, or whose
+  // checksum no longer matches (edited in h5py, say), goes through the child.
+  kDefault,
+  // As kDefault, but a checksum that does not match refuses the file: for drift's
+  // own working files (cell files, checkpoints, feature caches), where a change
+  // means damage and the caller has a way out (a previous checkpoint, a rebuild).
+  kStrict,
+};
+
 // One open HDF5 file. Movable, not copyable; closing happens in close() or the
 // destructor (errors from the destructor are lost: call close() when writing).
 class H5File {
  public:
-  // Opens an existing file read-only. Errors: missing file, not an HDF5 file.
-  static absl::StatusOr<H5File> open_read(const std::string& path);
+  // Opens an existing file read-only, behind the guards of `guard`. Errors:
+  // missing file, not an HDF5 file, a checksum that does not match (kStrict), a
+  // file that crashed or hung libhdf5 in the child (one line naming the file).
+  static absl::StatusOr<H5File> open_read(const std::string& path, ReadGuard guard = ReadGuard::kDefault);
   // Creates (truncates) a file for writing. Prefer write_h5_atomically().
-  static absl::StatusOr<H5File> create(const std::string& path);
+  // `userblock`: bytes HDF5 leaves alone at the start (0, or 512 and powers of 2).
+  static absl::StatusOr<H5File> create(const std::string& path, int64_t userblock = 0);
   // Creates a file that lives in memory only (HDF5's core driver, no backing
   // store); `name` is used in messages. Its bytes come out with file_image().
-  static absl::StatusOr<H5File> create_in_memory(const std::string& name);
+  static absl::StatusOr<H5File> create_in_memory(const std::string& name, int64_t userblock = 0);
   // The bytes of a file made by create_in_memory(), flushed (the file stays open).
   absl::StatusOr<std::vector<char>> file_image();
 
@@ -148,7 +164,8 @@ class H5File {
 };
 
 // Writes `path` atomically: creates `<path>.tmp-<pid>`, lets `fill` write into
-// it, flushes and closes it, then renames it onto `path`. If `fill` or any
+// it, flushes and closes it, stamps drift's checksum into its user block
+// (io/h5_guard.hpp), then renames it onto `path`. If `fill` or any
 // step fails, the temporary file is removed, `path` is left as it was (absent
 // or the previous complete file) and the error is returned. A reader never
 // sees a half-written `path`. The directory of `path` must exist.

@@ -38,7 +38,7 @@ std::string cell_file_path(const std::string& cells_dir, size_t cell) {
 
 std::string finished_status(const std::string& cell_path, const config::ExperimentConfig& cfg) {
   if (::access(cell_path.c_str(), F_OK) != 0) return "";
-  auto f = io::H5File::open_read(cell_path);
+  auto f = io::H5File::open_read(cell_path, io::ReadGuard::kStrict);
   if (!f.ok()) return "";
   auto toml = f->read_string_attr("cell", "config_toml");
   auto status = f->read_string_attr("cell", "status");
@@ -186,7 +186,7 @@ absl::Status write_experiment_file(const std::string& output, const config::Expe
     for (const auto& cfg : cells) {
       std::string path = cell_file_path(cells_dir, cfg.cell);
       if (finished_status(path, cfg).empty()) continue;
-      auto src = io::H5File::open_read(path);
+      auto src = io::H5File::open_read(path, io::ReadGuard::kStrict);
       if (!src.ok()) return src.status();
       std::string dst = absl::StrFormat("cells/%04d", cfg.cell);
       hid_t ocpl = H5Pcreate(H5P_OBJECT_COPY);

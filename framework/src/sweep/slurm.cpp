@@ -432,7 +432,7 @@ int print_status(const std::string& file) {
         }
       }
     } else if (state != "done") {
-      auto f = io::H5File::open_read(path);
+      auto f = io::H5File::open_read(path, io::ReadGuard::kStrict);
       if (f.ok()) {
         auto err = f->read_string_attr("cell", "error");
         if (err.ok() && !err->empty()) detail = absl::StrCat(detail, detail.empty() ? "" : ": ", *err);

@@ -808,7 +808,7 @@ int run_sweep(const SweepOptions& opt) {
     std::string line = absl::StrFormat("cell %d %s in %s", r.cell, status, fmt_duration(wall));
     if (!grid.empty()) absl::StrAppend(&line, " (", grid, ")");
     if (status != "done") {
-      auto f = io::H5File::open_read(cell_path);
+      auto f = io::H5File::open_read(cell_path, io::ReadGuard::kStrict);
       if (f.ok()) {
         auto err = f->read_string_attr("cell", "error");
         if (err.ok()) absl::StrAppend(&line, ": ", *err);

@@ -104,7 +104,7 @@ std::string key_difference(const std::string& field, const std::string& there, c
 absl::StatusOr<LoadedCheckpoint> read_one(const std::string& path, const CheckpointKey& key,
                                           bool* key_mismatch) {
   *key_mismatch = false;
-  auto f = io::H5File::open_read(path);
+  auto f = io::H5File::open_read(path, io::ReadGuard::kStrict);
   if (!f.ok()) return f.status();
   for (const auto& [field, value] : key) {
     auto there = f->read_string_attr("key", field);
@@ -221,7 +221,7 @@ absl::StatusOr<std::optional<LoadedCheckpoint>> load_checkpoint(const std::strin
 absl::StatusOr<int64_t> checkpoint_step(const std::string& path) {
   absl::Status first;
   for (const std::string& p : {path, previous_checkpoint_path(path)}) {
-    auto f = io::H5File::open_read(p);
+    auto f = io::H5File::open_read(p, io::ReadGuard::kStrict);
     auto step = f.ok() ? f->read_int_attr("state", "step") : absl::StatusOr<int64_t>(f.status());
     if (step.ok()) return step;
     if (first.ok()) first = step.status();

@@ -201,7 +201,7 @@ absl::StatusOr<FeatureCache> FeatureCache::open(const FeatureCacheSpec& spec, Fe
   // Loads the file into c.table_; an error says what is wrong with it.
   auto load = [&]() -> absl::Status {
     c.table_.clear();
-    auto f = io::H5File::open_read(path);
+    auto f = io::H5File::open_read(path, io::ReadGuard::kStrict);
     if (!f.ok()) return f.status();
     for (const char* a : {"key", "features"})
       if (!f->has_attr("/", a))
