@@ -33,7 +33,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-TARGETS=(experiment results points images field_inputs feature_cache weights)
+TARGETS=(experiment results points images field_inputs feature_cache weights fashion_mnist)
 target=${1:-all}
 seconds=${2:-60}
 LOGS=${DRIFT_FUZZ_LOGS:-/tmp/logs}
@@ -69,9 +69,9 @@ fi
 # Reader sources compiled into every libFuzzer binary (instrumented): what the
 # targets read through. Their copies in build/'s libdrift_runtime.a are not
 # linked (the linker takes an archive member only for a symbol still missing).
-READER_SOURCES=(io/h5.cpp io/table.cpp io/results_cell.cpp field/field_io.cpp data/toy.cpp data/images.cpp
+READER_SOURCES=(io/h5.cpp io/h5_guard.cpp io/table.cpp io/results_cell.cpp field/field_io.cpp data/toy.cpp data/images.cpp
   config/experiment.cpp config/schema.cpp config/toml_value.cpp train/feature_cache.cpp sweep/merge.cpp
-  sdk/weights.cpp)
+  sdk/weights.cpp data/fashion_mnist.cpp)
 build_libfuzzer() {
   local t=$1 objdir=$OUT/obj
   mkdir -p "$objdir" "$OUT/bin"

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <string>
@@ -43,8 +44,16 @@ absl::StatusOr<std::vector<uint8_t>> read_gz(const std::string& file) {
   std::vector<uint8_t> out;
   std::vector<uint8_t> buf(1 << 20);
   int n = 0;
-  while ((n = gzread(gz, buf.data(), static_cast<unsigned>(buf.size()))) > 0)
+  // Fashion-MNIST's largest file holds 47 MB: a file that inflates past this
+  // bound is not one of its files (and is not read into memory whole).
+  constexpr size_t kMaxBytes = size_t{256} << 20;
+  while ((n = gzread(gz, buf.data(), static_cast<unsigned>(buf.size()))) > 0) {
     out.insert(out.end(), buf.begin(), buf.begin() + n);
+    if (out.size() > kMaxBytes) {
+      gzclose(gz);
+      return file_error(file, "inflates to more than 256 MiB");
+    }
+  }
   int errnum = Z_OK;
   // gzerror's string belongs to the gzFile: copy it before gzclose frees it.
   const char* msg = gzerror(gz, &errnum);
@@ -73,15 +82,20 @@ absl::StatusOr<std::vector<int64_t>> idx_dims(const std::vector<uint8_t>& bytes,
                                             "%d dimension%s)",
                                             got, magic, ndims, ndims == 1 ? "" : "s"));
   std::vector<int64_t> dims;
-  int64_t total = 1;
+  // Up to three 32-bit sizes: their product needs up to 96 bits.
+  unsigned __int128 total = 1;
   for (int d = 0; d < ndims; ++d) {
     dims.push_back(big_endian_u32(bytes.data() + 4 + 4 * d));
-    total *= dims.back();
+    total *= static_cast<uint64_t>(dims.back());
   }
-  const int64_t data = static_cast<int64_t>(bytes.size() - header);
-  if (data != total)
-    return file_error(file, absl::StrCat("the header announces ", total, " bytes of data but the ",
-                                         "file holds ", data, data < total ? " (truncated)" : ""));
+  const uint64_t data = bytes.size() - header;
+  if (total != data) {
+    const std::string announced = total > std::numeric_limits<uint64_t>::max()
+                                      ? absl::StrCat(dims[0], " x ", dims[1], " x ", dims[2])
+                                      : absl::StrCat(static_cast<uint64_t>(total));
+    return file_error(file, absl::StrCat("the header announces ", announced, " bytes of data but the ",
+                                         "file holds ", data, total > data ? " (truncated)" : ""));
+  }
   return dims;
 }
 
