@@ -35,6 +35,7 @@ Prints one `key value` line per result: steps/s, ms/step (median over the
 timed steps), CPU s/step (process user+sys), the phase breakdown (ms/step,
 median per phase), the first and last loss.
   python bench/py/image_step.py --mode eager --threads 1 --steps 20
+  python bench/py/image_step.py --mode eager --threads 1 --steps 2 --op-profile 3   # operator table
 """
 import argparse
 import gzip
@@ -106,6 +107,8 @@ class ConvGenerator(nn.Module):
     def forward(self, z, labels, alpha):
         c = self.cond_base[None] + self.y_embedder(labels)
         c = c + self.a_fc2(F.silu(self.a_fc1(torch.log(alpha)[:, None])))
+        if CHANNELS_LAST:
+            z = z.contiguous(memory_format=torch.channels_last)
         h = self.conv_in(z)
         for l, stage in enumerate(self.stages):
             for b in stage:
@@ -181,9 +184,15 @@ def feature_set(x, maps):
     return out
 
 
+CHANNELS_LAST = False
+
+
 def encode(enc, x):  # x [G, N, C, H, W]
     G, N = x.shape[:2]
-    maps = [m.view(G, N, *m.shape[1:]) for m in enc(x.reshape(G * N, *x.shape[2:]))]
+    flat = x.reshape(G * N, *x.shape[2:])
+    if CHANNELS_LAST:
+        flat = flat.contiguous(memory_format=torch.channels_last)
+    maps = [m.reshape(G, N, *m.shape[1:]) for m in enc(flat)]
     return feature_set(x, maps)
 
 
@@ -234,6 +243,12 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=20, help="timed steps")
     ap.add_argument("--warmup-steps", type=int, default=3, help="untimed steps (compile happens here)")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="generator and encoder weights and inputs in channels-last (NHWC) memory "
+                         "format (what inductor's layout optimisation does for the convolutions)")
+    ap.add_argument("--op-profile", type=int, default=0,
+                    help="after the timed steps, run this many steps under torch.profiler and print "
+                         "the operators with the most self CPU time")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -249,6 +264,11 @@ def main():
     enc.eval()
     for p in enc.parameters():
         p.requires_grad_(False)
+    global CHANNELS_LAST
+    CHANNELS_LAST = a.channels_last
+    if a.channels_last:
+        gen.to(memory_format=torch.channels_last)
+        enc.to(memory_format=torch.channels_last)
     params = list(gen.parameters())
     opt = torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.95), weight_decay=0.01)
     ema = [p.detach().clone() for p in params]
@@ -339,7 +359,7 @@ def main():
         losses.append(loss_v)
     cpu = (time.process_time() - c0) / a.steps
     med = statistics.median(per_step)
-    print(f"mode {a.mode}")
+    print(f"mode {a.mode}{' channels_last' if a.channels_last else ''}")
     print(f"threads {a.threads}")
     print(f"torch {torch.__version__}")
     print(f"data {data_name.replace(' ', '_')}")
@@ -357,6 +377,12 @@ def main():
     print(f"m_tau_last {','.join(f'{v:.4g}' for v in m_tau.tolist())}")
     for name in phases[0]:
         print(f"phase_ms:{name.replace(' ', '_')} {statistics.median(p[name] for p in phases) * 1000:.1f}")
+    if a.op_profile > 0:
+        from torch.profiler import ProfilerActivity, profile
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for t in range(a.op_profile):
+                step(a.warmup_steps + a.steps + 1 + t, {})
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr)
 
 
 if __name__ == "__main__":
