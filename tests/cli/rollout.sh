@@ -4,8 +4,9 @@
 # obstacle every time; flying round it on the left succeeds every time and in
 # the left mode, with the same result for any chunking; the paths file holds
 # every episode; a policy of the wrong shape, a bad option or a missing file
-# is one line. Then the regression peer (bench/py/policy_bc.py) trains briefly
-# on recorded demonstrations and its policy runs.
+# is one line. Then the regression and flow-matching peers (bench/py/policy_bc.py,
+# policy_diffusion.py) train briefly on recorded demonstrations, their policies
+# run, and bench/py/plot_rollouts.py draws the paths.
 set -euo pipefail
 : "${DRIFT_SOURCE_DIR:?}" "${DRIFT_BINARY_DIR:?}"
 tool=$DRIFT_BINARY_DIR/bin/drift-rollout
@@ -57,4 +58,9 @@ expect 2 "unknown option '--steps'" obstacle "$tmp/left.pt" --steps 3
 "$py" "$DRIFT_SOURCE_DIR/bench/py/policy_bc.py" "$tmp/demos.h5" "$tmp/bc.pt" --cpu-seconds 2 > "$tmp/bc.txt" || { cat "$tmp/bc.txt"; fail "policy_bc.py failed"; }
 "$tool" two_goals "$tmp/bc.pt" --episodes 3 > "$tmp/bc_roll.txt" || { cat "$tmp/bc_roll.txt"; fail "the regression peer's policy does not run"; }
 grep -q "two_goals, 3 episodes, .* success [0-9.]*%" "$tmp/bc_roll.txt" || { cat "$tmp/bc_roll.txt"; fail "no summary for the peer"; }
+# The flow-matching peer likewise (4 Euler steps here, to keep the test short).
+"$py" "$DRIFT_SOURCE_DIR/bench/py/policy_diffusion.py" "$tmp/demos.h5" "$tmp/fm.pt" --cpu-seconds 2 --nfe 4 > "$tmp/fm.txt" || { cat "$tmp/fm.txt"; fail "policy_diffusion.py failed"; }
+"$tool" two_goals "$tmp/fm.pt" --episodes 3 --out "$tmp/fm.h5" > "$tmp/fm_roll.txt" || { cat "$tmp/fm_roll.txt"; fail "the flow-matching peer's policy does not run"; }
+"$py" "$DRIFT_SOURCE_DIR/bench/py/plot_rollouts.py" "$tmp/fm.png" "$tmp/fm.h5" "peer" "$tmp/left.h5" "left" || fail "plot_rollouts.py failed"
+[ -s "$tmp/fm.png" ] || fail "no plot"
 echo "drift-rollout: scripted policies, paths file, errors and the regression peer as documented"
