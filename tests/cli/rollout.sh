@@ -4,8 +4,8 @@
 # obstacle every time; flying round it on the left succeeds every time and in
 # the left mode, with the same result for any chunking; the paths file holds
 # every episode; a policy of the wrong shape, a bad option or a missing file
-# is one line. Then the regression and flow-matching peers (bench/py/policy_bc.py,
-# policy_diffusion.py) train briefly on recorded demonstrations, their policies
+# is one line. Then the regression, flow-matching and drifting policies
+# (bench/py/policy_bc.py, policy_diffusion.py, policy_drift.py) train briefly on recorded demonstrations, their policies
 # run, and bench/py/plot_rollouts.py draws the paths.
 set -euo pipefail
 : "${DRIFT_SOURCE_DIR:?}" "${DRIFT_BINARY_DIR:?}"
@@ -61,6 +61,9 @@ grep -q "two_goals, 3 episodes, .* success [0-9.]*%" "$tmp/bc_roll.txt" || { cat
 # The flow-matching peer likewise (4 Euler steps here, to keep the test short).
 "$py" "$DRIFT_SOURCE_DIR/bench/py/policy_diffusion.py" "$tmp/demos.h5" "$tmp/fm.pt" --cpu-seconds 2 --nfe 4 > "$tmp/fm.txt" || { cat "$tmp/fm.txt"; fail "policy_diffusion.py failed"; }
 "$tool" two_goals "$tmp/fm.pt" --episodes 3 --out "$tmp/fm.h5" > "$tmp/fm_roll.txt" || { cat "$tmp/fm_roll.txt"; fail "the flow-matching peer's policy does not run"; }
+# And the one-step drifting reference.
+"$py" "$DRIFT_SOURCE_DIR/bench/py/policy_drift.py" "$tmp/demos.h5" "$tmp/dr.pt" --cpu-seconds 2 --batch 4 --gen 8 --k 8 > "$tmp/dr.txt" || { cat "$tmp/dr.txt"; fail "policy_drift.py failed"; }
+"$tool" two_goals "$tmp/dr.pt" --episodes 3 > "$tmp/dr_roll.txt" || { cat "$tmp/dr_roll.txt"; fail "the drifting policy does not run"; }
 "$py" "$DRIFT_SOURCE_DIR/bench/py/plot_rollouts.py" "$tmp/fm.png" "$tmp/fm.h5" "peer" "$tmp/left.h5" "left" || fail "plot_rollouts.py failed"
 [ -s "$tmp/fm.png" ] || fail "no plot"
 echo "drift-rollout: scripted policies, paths file, errors and the regression peer as documented"
