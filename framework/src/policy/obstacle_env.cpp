@@ -19,7 +19,7 @@ constexpr float kGoalX = 0.0f, kGoalY = 0.8f, kGoalRadius = 0.08f;
 constexpr float kDiscRadius = 0.3f;
 constexpr float kWaypointX = 0.45f, kWaypointY = 0.25f, kWaypointReached = 0.06f;
 
-class ObstacleEnv final : public Env {
+class ObstacleEnv final : public PointMassEnv {
  public:
   ObstacleEnv() {
     spec_.name = "obstacle";
@@ -29,29 +29,19 @@ class ObstacleEnv final : public Env {
     spec_.mode_names = {"left", "right"};
     spec_.obs_names = {"x", "y"};
   }
-  const EnvSpec& spec() const override { return spec_; }
-
   void reset(uint64_t seed) override {
-    rng_.seed(seed);
+    begin_episode(seed);
     x_ = rng_.uniform(-0.1f, 0.1f);
     y_ = -0.8f;
     expert_mode_ = rng_.coin() ? 1 : 0;
-    steps_ = 0;
-    mode_ = -1;
-    done_ = success_ = false;
     waypoint_[0] = waypoint_[1] = 0;
   }
 
   std::vector<float> observe() const override { return {x_, y_}; }
 
   void step(const float* action) override {
-    if (done_) return;
-    float dx, dy;
-    limit_action(action, &dx, &dy);
     const float px = x_, py = y_;
-    x_ = clamp_unit(x_ + dx);
-    y_ = clamp_unit(y_ + dy);
-    ++steps_;
+    if (!move(action)) return;
     if (mode_ < 0 && py < 0.0f && y_ >= 0.0f) mode_ = (px + x_) < 0.0f ? 0 : 1;
     if (dist(x_, y_, 0.0f, 0.0f) < kDiscRadius) {
       done_ = true;  // crashed into the disc
@@ -61,11 +51,6 @@ class ObstacleEnv final : public Env {
       done_ = true;
     }
   }
-
-  bool done() const override { return done_; }
-  bool success() const override { return success_; }
-  int mode() const override { return mode_; }
-  int expert_mode() const override { return expert_mode_; }
 
   std::vector<float> expert_action(int mode) override {
     const int m = mode == 0 ? 0 : 1;
@@ -77,14 +62,7 @@ class ObstacleEnv final : public Env {
     return step_toward(x_, y_, wx[k], wy[k], kExpertNoise, rng_);
   }
 
-  std::vector<float> position() const override { return {x_, y_}; }
-
  private:
-  EnvSpec spec_;
-  EpisodeRng rng_;
-  float x_ = 0, y_ = 0;
-  int expert_mode_ = 0, mode_ = -1;
-  bool done_ = false, success_ = false;
   int waypoint_[2] = {0, 0};  // per mode: the expert's next waypoint
 };
 

@@ -78,6 +78,44 @@ inline std::vector<float> step_toward(float x, float y, float tx, float ty, floa
   return {dx + rng.noise(sd), dy + rng.noise(sd)};
 }
 
+// The state and bookkeeping every built-in task shares: a point in the unit
+// square, the episode's random stream, its outcome and its mode. A task sets
+// spec_ in its constructor, calls begin_episode() at the start of reset() and
+// move() at the start of step(), then decides done_, success_ and mode_.
+class PointMassEnv : public Env {
+ public:
+  const EnvSpec& spec() const override { return spec_; }
+  bool done() const override { return done_; }
+  bool success() const override { return success_; }
+  int mode() const override { return mode_; }
+  int expert_mode() const override { return expert_mode_; }
+  std::vector<float> position() const override { return {x_, y_}; }
+
+ protected:
+  void begin_episode(uint64_t seed) {
+    rng_.seed(seed);
+    steps_ = 0;
+    mode_ = -1;
+    done_ = success_ = false;
+  }
+  // Applies one action (limited, clamped to the square); false once done.
+  bool move(const float* action) {
+    if (done_) return false;
+    float dx, dy;
+    limit_action(action, &dx, &dy);
+    x_ = clamp_unit(x_ + dx);
+    y_ = clamp_unit(y_ + dy);
+    ++steps_;
+    return true;
+  }
+
+  EnvSpec spec_;
+  EpisodeRng rng_;
+  float x_ = 0, y_ = 0;
+  int expert_mode_ = 0, mode_ = -1;
+  bool done_ = false, success_ = false;
+};
+
 // The expert's action noise (per coordinate and step), as a share of kMaxSpeed.
 inline constexpr float kExpertNoise = 0.1f * kMaxSpeed;
 

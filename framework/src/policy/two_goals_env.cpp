@@ -18,7 +18,7 @@ namespace {
 
 constexpr float kRange = 0.7f, kMinGoalGap = 0.6f, kMinStartGap = 0.3f, kPathGap = 0.2f, kVisitRadius = 0.08f;
 
-class TwoGoalsEnv final : public Env {
+class TwoGoalsEnv final : public PointMassEnv {
  public:
   TwoGoalsEnv() {
     spec_.name = "two_goals";
@@ -28,10 +28,8 @@ class TwoGoalsEnv final : public Env {
     spec_.mode_names = {"A first", "B first"};
     spec_.obs_names = {"x", "y", "ax", "ay", "bx", "by", "visited_a", "visited_b"};
   }
-  const EnvSpec& spec() const override { return spec_; }
-
   void reset(uint64_t seed) override {
-    rng_.seed(seed);
+    begin_episode(seed);
     // Goals, then up to 1000 starts for them (new goals if none is clear).
     for (bool placed = false; !placed;) {
       do {
@@ -52,10 +50,7 @@ class TwoGoalsEnv final : public Env {
       }
     }
     expert_mode_ = rng_.coin() ? 1 : 0;
-    steps_ = 0;
-    mode_ = -1;
     va_ = vb_ = false;
-    done_ = success_ = false;
   }
 
   std::vector<float> observe() const override {
@@ -63,12 +58,7 @@ class TwoGoalsEnv final : public Env {
   }
 
   void step(const float* action) override {
-    if (done_) return;
-    float dx, dy;
-    limit_action(action, &dx, &dy);
-    x_ = clamp_unit(x_ + dx);
-    y_ = clamp_unit(y_ + dy);
-    ++steps_;
+    if (!move(action)) return;
     const bool at_a = dist(x_, y_, ax_, ay_) <= kVisitRadius, at_b = dist(x_, y_, bx_, by_) <= kVisitRadius;
     if (mode_ < 0 && at_a) mode_ = 0;
     if (mode_ < 0 && at_b) mode_ = 1;
@@ -81,11 +71,6 @@ class TwoGoalsEnv final : public Env {
     }
   }
 
-  bool done() const override { return done_; }
-  bool success() const override { return success_; }
-  int mode() const override { return mode_; }
-  int expert_mode() const override { return expert_mode_; }
-
   std::vector<float> expert_action(int mode) override {
     const bool a_first = mode == 0;
     const bool go_a = a_first ? !va_ : vb_;
@@ -93,14 +78,9 @@ class TwoGoalsEnv final : public Env {
                 : step_toward(x_, y_, bx_, by_, kExpertNoise, rng_);
   }
 
-  std::vector<float> position() const override { return {x_, y_}; }
-
  private:
-  EnvSpec spec_;
-  EpisodeRng rng_;
-  float x_ = 0, y_ = 0, ax_ = 0, ay_ = 0, bx_ = 0, by_ = 0;
-  bool va_ = false, vb_ = false, done_ = false, success_ = false;
-  int expert_mode_ = 0, mode_ = -1;
+  float ax_ = 0, ay_ = 0, bx_ = 0, by_ = 0;
+  bool va_ = false, vb_ = false;
 };
 
 }  // namespace
