@@ -13,7 +13,6 @@ actions [B, Tp, action_dim].
   .venv/bin/python bench/py/policy_diffusion.py DEMOS.h5 OUT.pt --cpu-seconds 60 --nfe 100
   build/bin/drift-rollout obstacle OUT.pt --episodes 200
 """
-import argparse
 import os
 import sys
 import time
@@ -21,7 +20,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from policy_bc import windows  # noqa: E402
+from policy_common import add_normalisation, fit_normalisation, mlp, parser, save, setup, train  # noqa: E402
 
 
 class FlowPolicy(torch.nn.Module):
@@ -29,14 +28,8 @@ class FlowPolicy(torch.nn.Module):
         super().__init__()
         self.Tp, self.action_dim, self.nfe = Tp, action_dim, nfe
         d_in = To * obs_dim + Tp * action_dim + 16
-        self.net = torch.nn.Sequential(
-            torch.nn.Linear(d_in, width), torch.nn.Mish(),
-            torch.nn.Linear(width, width), torch.nn.Mish(),
-            torch.nn.Linear(width, width), torch.nn.Mish(),
-            torch.nn.Linear(width, Tp * action_dim))
-        self.register_buffer("obs_mean", torch.zeros(obs_dim))
-        self.register_buffer("obs_std", torch.ones(obs_dim))
-        self.register_buffer("act_scale", torch.ones(1))
+        self.net = mlp(d_in, width, Tp * action_dim)
+        add_normalisation(self, obs_dim)
         self.register_buffer("freqs", torch.exp(torch.linspace(0.0, 6.0, 8)))
 
     def velocity(self, cond: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -56,46 +49,26 @@ class FlowPolicy(torch.nn.Module):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("demos")
-    ap.add_argument("out")
-    ap.add_argument("--obs-horizon", type=int, default=2)
-    ap.add_argument("--pred-horizon", type=int, default=16)
-    ap.add_argument("--width", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap = parser(__doc__, batch=256)
     ap.add_argument("--nfe", type=int, default=100)
-    ap.add_argument("--cpu-seconds", type=float, default=60)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    obs, act = windows(a.demos, a.obs_horizon, a.pred_horizon)
+    obs, act = setup(a)
     m = FlowPolicy(a.obs_horizon, obs.shape[2], a.pred_horizon, act.shape[2], a.width, a.nfe)
-    flat = obs.reshape(-1, obs.shape[2])
-    m.obs_mean.copy_(flat.mean(0))
-    m.obs_std.copy_(flat.std(0).clamp_min(1e-3))
     # Actions scaled to unit standard deviation, the scale of the noise.
-    m.act_scale.fill_(float(act.std()))
+    fit_normalisation(m, obs, float(act.std()))
     target = (act / m.act_scale).flatten(1)
     cond_all = ((obs - m.obs_mean) / m.obs_std).flatten(1)
-    opt = torch.optim.AdamW(m.parameters(), lr=a.lr, weight_decay=1e-6)
-    t0, step = time.process_time(), 0
-    while time.process_time() - t0 < a.cpu_seconds:
+
+    def loss_fn():
         i = torch.randint(0, len(obs), (a.batch,))
         x1, z = target[i], torch.randn(a.batch, target.shape[1])
         t = torch.rand(a.batch)
         xt = (1 - t[:, None]) * z + t[:, None] * x1
-        loss = ((m.velocity(cond_all[i], xt, t) - (x1 - z)) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        step += 1
-        if step % 500 == 0:
-            print(f"step {step} loss {loss.item():.4f} cpu {time.process_time() - t0:.0f}/{a.cpu_seconds:.0f} s", flush=True)
-    m.eval()
-    torch.jit.script(m).save(a.out)
+        return ((m.velocity(cond_all[i], xt, t) - (x1 - z)) ** 2).mean(), lambda: ""
+
+    t0 = time.process_time()
+    step = train(m, a, loss_fn, t0, print_every=500)
+    save(m, a.out)
     print(f"trained {step} steps on {len(obs)} windows in {time.process_time() - t0:.1f} CPU s; "
           f"{a.nfe} Euler steps per action chunk; saved {a.out}")
 

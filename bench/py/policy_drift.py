@@ -17,7 +17,6 @@ drift-rollout: forward(obs [B, To, obs_dim], noise [B, Tp, action_dim]).
   .venv/bin/python bench/py/policy_drift.py DEMOS.h5 OUT.pt --cpu-seconds 30
   build/bin/drift-rollout obstacle OUT.pt --episodes 200
 """
-import argparse
 import os
 import sys
 import time
@@ -26,21 +25,15 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from drift_field import drift_field  # noqa: E402
-from policy_bc import windows  # noqa: E402
+from policy_common import add_normalisation, fit_normalisation, mlp, parser, save, setup, train  # noqa: E402
 
 
 class DriftPolicy(torch.nn.Module):
     def __init__(self, To: int, obs_dim: int, Tp: int, action_dim: int, width: int):
         super().__init__()
         self.Tp, self.action_dim = Tp, action_dim
-        self.net = torch.nn.Sequential(
-            torch.nn.Linear(To * obs_dim + Tp * action_dim, width), torch.nn.Mish(),
-            torch.nn.Linear(width, width), torch.nn.Mish(),
-            torch.nn.Linear(width, width), torch.nn.Mish(),
-            torch.nn.Linear(width, Tp * action_dim))
-        self.register_buffer("obs_mean", torch.zeros(obs_dim))
-        self.register_buffer("obs_std", torch.ones(obs_dim))
-        self.register_buffer("act_scale", torch.ones(1))
+        self.net = mlp(To * obs_dim + Tp * action_dim, width, Tp * action_dim)
+        add_normalisation(self, obs_dim)
 
     def chunk(self, cond: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         # cond [n, To*obs_dim] normalised, noise [n, Tp*action_dim] -> scaled actions [n, Tp*action_dim]
@@ -62,54 +55,32 @@ def nearest(cond, k, block=2048):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("demos")
-    ap.add_argument("out")
-    ap.add_argument("--obs-horizon", type=int, default=2)
-    ap.add_argument("--pred-horizon", type=int, default=16)
-    ap.add_argument("--width", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=32, help="observations per step (B)")
+    ap = parser(__doc__, batch=32, batch_help="observations per step (B)")
     ap.add_argument("--gen", type=int, default=32, help="generated chunks per observation (G)")
     ap.add_argument("--k", type=int, default=32, help="positives per observation: nearest windows' expert chunks")
     ap.add_argument("--temperatures", default="0.02,0.05,0.2")
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--cpu-seconds", type=float, default=60)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
+    obs, act = setup(a)
     temps = tuple(float(t) for t in a.temperatures.split(","))
-    obs, act = windows(a.demos, a.obs_horizon, a.pred_horizon)
     m = DriftPolicy(a.obs_horizon, obs.shape[2], a.pred_horizon, act.shape[2], a.width)
-    flat = obs.reshape(-1, obs.shape[2])
-    m.obs_mean.copy_(flat.mean(0))
-    m.obs_std.copy_(flat.std(0).clamp_min(1e-3))
-    m.act_scale.fill_(float(act.std()))
+    fit_normalisation(m, obs, float(act.std()))
     target = (act / m.act_scale).flatten(1)          # [N, S]
     cond_all = ((obs - m.obs_mean) / m.obs_std).flatten(1)
     t0 = time.process_time()
     nn_idx = nearest(cond_all, a.k)
     t_knn = time.process_time() - t0
-    opt = torch.optim.AdamW(m.parameters(), lr=a.lr, weight_decay=1e-6)
-    S, step = target.shape[1], 0
-    while time.process_time() - t0 < a.cpu_seconds:
+    S = target.shape[1]
+
+    def loss_fn():
         i = torch.randint(0, len(obs), (a.batch,))
         cond = cond_all[i].repeat_interleave(a.gen, 0)                      # [B*G, .]
         x = m.chunk(cond, torch.randn(a.batch * a.gen, S)).view(a.batch, a.gen, S)
         pos = target[nn_idx[i]]                                              # [B, k, S]
         goal, V, mt, scale, s = drift_field(x, pos, temperatures=temps)
-        loss = ((x / s - goal.detach()) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(m.parameters(), 2.0)
-        opt.step()
-        step += 1
-        if step % 200 == 0:
-            print(f"step {step} loss {loss.item():.4f} m_tau {[round(v, 4) for v in mt.tolist()]} "
-                  f"cpu {time.process_time() - t0:.0f}/{a.cpu_seconds:.0f} s", flush=True)
-    m.eval()
-    torch.jit.script(m).save(a.out)
+        return ((x / s - goal.detach()) ** 2).mean(), lambda: f" m_tau {[round(v, 4) for v in mt.tolist()]}"
+
+    step = train(m, a, loss_fn, t0, print_every=200, clip=2.0)
+    save(m, a.out)
     print(f"trained {step} steps on {len(obs)} windows in {time.process_time() - t0:.1f} CPU s "
           f"({t_knn:.1f} s of it the neighbour search); 1 network evaluation per action chunk; saved {a.out}")
 
