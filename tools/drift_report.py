@@ -22,6 +22,9 @@ into --out) and prints their paths:
   <name>_cell<id>_grid_alpha<a>.png
                       the same for the samples generated at guidance alpha = a
                       ([eval] cfg_alphas: /cells/<id>/alpha_samples/<a>)
+  <name>_rollouts.png policies only: the last evaluation's closed-loop paths of
+                      each cell (/cells/<id>/rollouts), coloured by mode,
+                      failures dashed (at most 8 cells)
 
 <name> is the results file name without ".h5". Exits 1 with a one-line error
 naming the file (and dataset) when it cannot be read.
@@ -384,6 +387,47 @@ def plot_image_grids(f, summary, out, name):
     return written
 
 
+def plot_rollouts(f, summary, keys, path, title):
+    """Closed-loop paths per cell. Returns a reason string when nothing could be plotted."""
+    import numpy as np
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle
+    cells = []
+    for _, r in summary.iterrows():
+        g = cell_group(f, r["cell"]).get("rollouts")
+        if g is not None and "positions" in g:
+            cells.append((r, g))
+    if not cells:
+        return "no /cells/<id>/rollouts"
+    cells = cells[:MAX_SAMPLE_ROWS]
+    fig, axes = plt.subplots(1, len(cells), figsize=(3.2 * len(cells), 3.6), squeeze=False)
+    colours = ["tab:blue", "tab:orange", "tab:green", "tab:purple"]
+    for ax, (r, g) in zip(axes[0], cells):
+        pos = np.asarray(g["positions"][()], dtype=float)
+        ok = np.asarray(g["success"][()]).astype(bool)
+        mode = np.asarray(g["mode"][()])
+        names = text(attr(g, "mode_names", "")).split("\n")
+        task = text(attr(g, "task", ""))
+        if task == "obstacle":
+            ax.add_patch(Circle((0, 0), 0.3, color="0.85"))
+        for i in range(len(pos)):
+            p = pos[i][np.isfinite(pos[i]).all(axis=1)]
+            c = colours[mode[i] % len(colours)] if mode[i] >= 0 else "0.4"
+            ax.plot(p[:, 0], p[:, 1], color=c, lw=0.7, alpha=0.7, ls="-" if ok[i] else "--")
+        shares = ", ".join(f"{n} {np.mean(mode == k):.0%}" for k, n in enumerate(names) if n)
+        ax.set_title(f"{cell_label(r, keys)}\n{task}: success {ok.mean():.0%}\n{shares}", fontsize=8)
+        ax.set_xlim(-1, 1)
+        ax.set_ylim(-1, 1)
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=6)
+    fig.suptitle(f"{title}: closed-loop rollouts (step {int(attr(cells[0][1], 'step', 0))}; dashed: failed)",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
+
+
 def is_2d(ds):
     return ds is not None and len(ds.shape) == 2 and ds.shape[1] == 2
 
@@ -617,6 +661,9 @@ def main(argv=None):
                 written.append(p)
             p = os.path.join(out, f"{name}_grids")
             written += plot_image_grids(f, summary, out, name)
+            p = os.path.join(out, f"{name}_rollouts.png")
+            if plot_rollouts(f, summary, lkeys, p, exp) is None:
+                written.append(p)
             p = os.path.join(out, f"{name}_metric.png")
             if metric is None:
                 print(f"skipped {p}: /summary has no final_* metric column", file=sys.stderr)

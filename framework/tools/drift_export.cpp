@@ -83,7 +83,8 @@ int main(int argc, char** argv) {
     std::cout << "drift-export: " << o.results << " " << rep->cell_group << ": generator '"
               << rep->generator << "' (" << rep->parameters << " parameters, samples ["
               << absl::StrJoin(rep->sample_shape, ", ") << "], "
-              << (rep->n_classes > 0 ? absl::StrCat(rep->n_classes, " classes") : "unconditional")
+              << (rep->policy ? std::string("a policy: forward(obs, noise) -> actions, as drift-rollout runs it")
+                  : rep->n_classes > 0 ? absl::StrCat(rep->n_classes, " classes") : "unconditional")
               << ", traced at batch " << rep->batch << ") -> " << o.out << "\n";
   } catch (const std::exception& e) {
     return fail(e.what());

@@ -25,6 +25,10 @@ struct DataBatch {
   // [n] int64: each sample's position in a finite, indexed dataset (what get()
   // takes back), or undefined for datasets that are not (size() == 0).
   torch::Tensor index;
+  // [n, *cond_shape()] float32: what each sample is conditioned on (a policy's
+  // observation window for its action chunk), or undefined for datasets
+  // without conditions (cond_shape() empty).
+  torch::Tensor cond;
 };
 
 // A known mode of a mixture: lets metrics report each mode's share.
@@ -46,6 +50,12 @@ class Dataset {
   virtual ~Dataset() = default;
   virtual std::vector<int64_t> sample_shape() const = 0;
   virtual int64_t num_classes() const = 0;  // 0: unlabelled
+  // The shape of one sample's continuous condition (DataBatch::cond), e.g.
+  // {obs_horizon, obs_dim} for demonstrations; empty (the default): none. A
+  // dataset with conditions trains a generator conditioned on them ([train]
+  // n_cond groups per step, positives formed by the [formation] component);
+  // it must be finite and indexed (size() > 0) and fill cond in sample() and get().
+  virtual std::vector<int64_t> cond_shape() const { return {}; }
   // n samples drawn i.i.d. (or without replacement for finite sets), deterministic given rng.
   virtual DataBatch sample(int64_t n, at::Generator& rng) = 0;
   // Known mixture modes, empty where there are none.

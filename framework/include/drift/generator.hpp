@@ -15,6 +15,7 @@ namespace drift {
 struct GeneratorContext {
   std::vector<int64_t> sample_shape;  // one sample's shape (Dataset::sample_shape()), e.g. {2} or {1, 32, 32}
   int64_t n_classes = 0;              // the dataset's classes in a class-conditional run; 0: unconditional
+  std::vector<int64_t> cond_shape;    // one sample's continuous condition (Dataset::cond_shape()); empty: none
   uint64_t seed = 0;                  // for initialisation (derived from [experiment] seed)
 };
 
@@ -23,6 +24,10 @@ struct GenerateRequest {
   int64_t n = 0;                       // number of samples
   torch::Tensor labels;                // [n] int64 in [0, n_classes) on `device`, or undefined (unconditional)
   torch::Tensor alpha;                 // [n] float32 guidance strength on `device`, or undefined (alpha = 1)
+  // [n, *cond_shape] float32 on `device`: each sample's condition (an
+  // observation window), given exactly when GeneratorContext::cond_shape is
+  // not empty; undefined otherwise.
+  torch::Tensor cond;
   // Source of ALL randomness. Training and evaluation pass a CPU generator
   // (evaluation: seeded alike every time, so every evaluation sees the same
   // noise); nullopt (drift-export's trace): torch's default CPU generator.
@@ -48,14 +53,15 @@ inline torch::Tensor take_rows(const torch::Tensor& t, const GenerateRequest& re
   return req.rows.defined() ? t.index_select(0, req.rows.to(t.device())) : t;
 }
 
-// The request restricted to its rows: n = number of rows, labels and alpha
-// selected, rows undefined. Call it after drawing the noise of all n.
+// The request restricted to its rows: n = number of rows, labels, alpha and
+// cond selected, rows undefined. Call it after drawing the noise of all n.
 inline GenerateRequest restrict_to_rows(const GenerateRequest& req) {
   if (!req.rows.defined()) return req;
   GenerateRequest out = req;
   out.n = req.rows.numel();
   if (req.labels.defined()) out.labels = take_rows(req.labels, req);
   if (req.alpha.defined()) out.alpha = take_rows(req.alpha, req);
+  if (req.cond.defined()) out.cond = take_rows(req.cond, req);
   out.rows = torch::Tensor();
   return out;
 }

@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "drift/dataset.hpp"
 #include "drift/encoder.hpp"
+#include "drift/formation.hpp"
 #include "drift/generator.hpp"
 #include "drift/kernel.hpp"
 #include "drift/normalizer.hpp"
@@ -32,8 +33,8 @@
 
 namespace drift {
 
-enum class ComponentKind { Generator, Encoder, Kernel, Normalizer, Dataset };
-// "generator", "encoder", "kernel", "normalizer", "dataset"
+enum class ComponentKind { Generator, Encoder, Kernel, Normalizer, Dataset, Formation };
+// "generator", "encoder", "kernel", "normalizer", "dataset", "formation"
 const char* component_kind_name(ComponentKind k);
 
 // Factories receive Params already validated against the component's
@@ -50,8 +51,11 @@ using NormalizerFactory =
 using DatasetFactory =
     std::function<absl::StatusOr<std::unique_ptr<Dataset>>(const Params&, const DatasetContext&)>;
 
+using FormationFactory =
+    std::function<absl::StatusOr<std::unique_ptr<Formation>>(const Params&, const FormationContext&)>;
+
 using AnyFactory = std::variant<GeneratorFactory, EncoderFactory, KernelFactory,
-                                NormalizerFactory, DatasetFactory>;
+                                NormalizerFactory, DatasetFactory, FormationFactory>;
 
 struct ComponentInfo {
   ComponentKind kind = ComponentKind::Kernel;
@@ -78,6 +82,8 @@ class Registrar {
                       NormalizerFactory f);
   void add_dataset(std::string name, std::string doc, std::vector<ParamSpec> params,
                    DatasetFactory f);
+  void add_formation(std::string name, std::string doc, std::vector<ParamSpec> params,
+                     FormationFactory f);
 };
 
 // The layout of the first four fields is fixed across ABI versions: the loader

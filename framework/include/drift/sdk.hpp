@@ -6,6 +6,7 @@
 #include "drift/dataset.hpp"
 #include "drift/encoder.hpp"
 #include "drift/features.hpp"
+#include "drift/formation.hpp"
 #include "drift/field.hpp"
 #include "drift/field_steps.hpp"
 #include "drift/generator.hpp"

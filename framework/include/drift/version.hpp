@@ -3,7 +3,7 @@
 
 // Bumped whenever a type in the SDK headers changes layout or meaning.
 // A plugin built against another ABI version is refused at load time.
-#define DRIFT_SDK_ABI_VERSION 3
+#define DRIFT_SDK_ABI_VERSION 4
 
 #define DRIFT_FRAMEWORK_VERSION "0.1.0"
 

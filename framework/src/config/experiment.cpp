@@ -64,6 +64,7 @@ ComponentKind kind_of(const SectionSchema& s) {
   if (s.name == "generator") return ComponentKind::Generator;
   if (s.name == "encoder") return ComponentKind::Encoder;
   if (s.name == "kernel") return ComponentKind::Kernel;
+  if (s.name == "formation") return ComponentKind::Formation;
   return ComponentKind::Normalizer;
 }
 
@@ -575,6 +576,11 @@ absl::StatusOr<ExperimentConfig> resolve_cell(const Experiment& exp, size_t cell
       cfg.temperature_schedule = fw->get_string("temperature_schedule");
       cfg.temperature_decay = fw->get_float("temperature_decay");
       cfg.temperature_min = fw->get_float("temperature_min");
+    } else if (s.name == "formation") {
+      cfg.formation = std::move(cc);
+      // Used only with a dataset that has conditions: a file that leaves the
+      // section out keeps it out of the resolved configuration.
+      if (t[s.name].as_table() == nullptr) continue;
     } else cfg.normalizer = std::move(cc);
     resolved.push_back(std::move(rs));
   }
@@ -607,7 +613,7 @@ absl::StatusOr<ExperimentConfig> resolve_cell(const Experiment& exp, size_t cell
     if (!a.component.empty() &&
         (a.section == "kernel" ? cfg.kernel : a.section == "generator" ? cfg.generator
          : a.section == "encoder" ? cfg.encoder : a.section == "normalizer" ? cfg.normalizer
-         : cfg.data).name != a.component) {
+         : a.section == "formation" ? cfg.formation : cfg.data).name != a.component) {
       cfg.grid_values.emplace_back(a.key, a.values[coords[i]]);
       continue;
     }

@@ -106,6 +106,13 @@ std::vector<SectionSchema> build_schema() {
       "How features and drifts are normalised and the per-temperature drifts combined (docs/method.md "
       "§2), plus that normalizer's parameters.",
       {S::String("plugin", "feature_drift", "Name of the normalizer component.")}));
+  out.push_back(plugin_section(
+      "formation", "plugin",
+      "How the drift problems of a batch conditioned on observations are formed (datasets with "
+      "conditions, such as `demonstrations`; docs/guide/policy.md): which positives each "
+      "observation's generated samples are drifted towards. Ignored, and left out of the "
+      "resolved configuration when not written, for other datasets.",
+      {S::String("plugin", "knn", "Name of the formation component.")}));
   out.push_back(plain_section(
       "train", "The training loop: batch sizes, optimiser, guidance, queues (docs/method.md §5-§7).",
       {S::Int("steps", 2000, "Optimiser steps.").at_least(1),
@@ -121,6 +128,11 @@ std::vector<SectionSchema> build_schema() {
        S::Int("n_unc", 0,
               "Real samples of random classes per label and step, used as weighted negatives "
               "for classifier-free guidance (N_unc); 0: no guidance.")
+           .at_least(0),
+       S::Int("n_cond", 0,
+              "Datasets with conditions (`demonstrations`): observations per step, each a group "
+              "of `n_gen` generated samples whose positives the [formation] component chooses "
+              "(docs/guide/policy.md). Required (> 0) with such a dataset, ignored otherwise.")
            .at_least(0),
        S::Float("lr", 1e-3, "AdamW learning rate (peak, after warmup).").positive(),
        S::String("lr_schedule", "constant",
@@ -252,6 +264,19 @@ std::vector<SectionSchema> build_schema() {
                  "`test` once.")
            .one_of({"test", "validation"}),
        S::Int("knn_k", 3, "k of the k-NN manifolds of `precision` and `recall`.").at_least(1),
+       S::Int("rollouts", 100,
+              "Policies (`demonstrations` of a known task): closed-loop episodes per evaluation, "
+              "giving eval columns `success`, `mode_<name>`, `mode_undecided` (shares of "
+              "episodes) and `ms_per_call` (docs/guide/policy.md). 0: none.")
+           .at_least(0),
+       S::Int("rollout_seed", 1000000,
+              "Episode i of every evaluation runs the task from seed `rollout_seed + i` (away "
+              "from the demonstrations' seeds).")
+           .at_least(0),
+       S::Int("action_horizon", 8,
+              "Actions of each predicted chunk executed before the policy is asked again (Ta, "
+              "at most the dataset's `pred_horizon`).")
+           .at_least(1),
        S::Int("n_samples", 2048, "Generated and real samples per evaluation.").at_least(1),
        S::Int("seed_offset", 1000,
               "The evaluation draws use seed `experiment.seed + seed_offset`, independent of "

@@ -18,6 +18,7 @@
 #include "drift/version.hpp"
 #include "io/h5.hpp"
 #include "io/results_cell.hpp"
+#include "policy/demo_dataset.hpp"
 #include "runtime/registry.hpp"
 #include "train/trainer.hpp"
 
@@ -189,10 +190,19 @@ absl::StatusOr<ExportReport> export_generator(const ExportOptions& o) {
   // sets requires_grad on the loaded parameters).
   for (auto& p : generator->parameters()) p.requires_grad_(false);
 
+  // A policy (a generator conditioned on observation windows) is exported in
+  // drift-rollout's interface instead: forward(obs, noise) -> actions.
+  const bool is_policy = !gctx.cond_shape.empty();
+  const auto* demos = dynamic_cast<const policy::DemoDataset*>(data->get());
+  if (is_policy && demos == nullptr)
+    return error(absl::StrCat(where, ": dataset '", cfg->data.name, "' has conditions but is not the built-in "
+                              "'demonstrations'; only its policies can be exported"));
+
   ExportReport rep;
   rep.cell_group = "/" + *group;
   rep.generator = cfg->generator.name;
-  rep.batch = o.batch > 0 ? o.batch : cfg->eval.get_int("n_samples");
+  rep.policy = is_policy;
+  rep.batch = o.batch > 0 ? o.batch : is_policy ? 1 : cfg->eval.get_int("n_samples");
   rep.n_classes = gctx.n_classes;
   rep.sample_shape = gctx.sample_shape;
   rep.eval_noise_seed = train::eval_noise_seed(cfg->seed);
@@ -226,6 +236,48 @@ absl::StatusOr<ExportReport> export_generator(const ExportOptions& o) {
     return generator->generate(req);
   };
   torch::NoGradGuard no_grad;
+  if (is_policy) {
+    // Raw observation window -> condition -> chunk -> raw actions; the noise
+    // input is not used (the generator draws its own from torch's default
+    // CPU generator), so that the file has drift-rollout's interface.
+    auto act = [&](const torch::Tensor& obs) {
+      GenerateRequest req;
+      req.n = B;
+      req.cond = demos->to_cond(obs);
+      return demos->to_actions(generator->generate(req));
+    };
+    const auto& cs = gctx.cond_shape;
+    auto example_obs = torch::zeros({B, cs[0], cs[1]});
+    auto example_noise = torch::zeros({B, gctx.sample_shape[0], gctx.sample_shape[1]});
+    try {
+      auto traced = jit::tracer::trace(
+          {example_obs, example_noise}, [&](jit::Stack in) -> jit::Stack { return {act(in[0].toTensor())}; },
+          [](const torch::autograd::Variable&) { return std::string(); }, /*strict=*/true,
+          /*force_outplace=*/false, &m, {"obs", "noise"});
+      auto fn = cu->create_function(c10::QualifiedName(*m.type()->name(), "forward"), traced.first->graph);
+      m.type()->addMethod(fn);
+      m.register_attribute("batch_size", c10::IntType::get(), B);
+      m.register_attribute("task", c10::StringType::get(), demos->task());
+      m.register_attribute("obs_horizon", c10::IntType::get(), demos->obs_horizon());
+      m.register_attribute("pred_horizon", c10::IntType::get(), demos->pred_horizon());
+      m.register_attribute("config_toml", c10::StringType::get(), *toml);
+      m.register_attribute("experiment_name", c10::StringType::get(), cfg->name);
+      m.register_attribute("cell", c10::StringType::get(), *group);
+      m.register_attribute("drift_version", c10::StringType::get(), std::string(drift::framework_version()));
+    } catch (const std::exception& e) {
+      std::string what = e.what();
+      return absl::InternalError(absl::StrCat(where, ": cannot trace policy '", cfg->generator.name,
+                                              "': ", first_line(what)));
+    }
+    torch::manual_seed(rep.eval_noise_seed);
+    auto eager = act(example_obs);
+    torch::manual_seed(rep.eval_noise_seed);
+    auto via_trace = m.forward({example_obs, example_noise}).toTensor();
+    const double diff = (eager - via_trace).abs().max().item<double>();
+    if (!(diff <= 1e-5 * std::max(1.0, eager.abs().max().item<double>())))
+      return absl::InternalError(absl::StrCat(where, ": the traced policy '", cfg->generator.name,
+                                              "' differs from the generator by ", diff, "; nothing written"));
+  } else {
   auto example_labels = torch::arange(B, torch::kLong).remainder(std::max<int64_t>(gctx.n_classes, 1));
   auto example_alpha = torch::ones({B}, torch::kFloat32);
   try {
@@ -265,6 +317,7 @@ absl::StatusOr<ExportReport> export_generator(const ExportOptions& o) {
     return absl::InternalError(absl::StrCat(
         where, ": the traced generator '", cfg->generator.name, "' differs from the generator by ",
         diff, " (does its generate() branch on tensor values?); nothing written"));
+  }
 
   // Written atomically: a reader never sees half a file.
   const std::string tmp = o.out + ".tmp";

@@ -17,6 +17,17 @@
 // config_toml, experiment_name, cell and drift_version. With n = B, labels and
 // alpha as in the cell's evaluation, torch.manual_seed(eval_noise_seed) makes
 // forward() reproduce the cell's recorded samples of its last step.
+//
+// A policy (a generator trained on `demonstrations`, conditioned on
+// observation windows) is exported in drift-rollout's interface instead:
+//
+//   forward(obs: Tensor[B, To, obs_dim], noise: Tensor[B, Tp, action_dim]) -> Tensor[B, Tp, action_dim]
+//       raw observations in, raw actions out (the dataset's normalisation is
+//       part of the trace); B = 1 unless --batch says otherwise; `noise` is
+//       not used: the generator draws its own from torch's default generator
+//
+// with the attributes batch_size, task, obs_horizon, pred_horizon,
+// config_toml, experiment_name, cell and drift_version.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +50,7 @@ struct ExportReport {
   std::string cell_group;  // "/cells/0003" or "/cell"
   std::string generator;   // plugin name
   int64_t batch = 0, n_classes = 0, parameters = 0;
+  bool policy = false;  // exported in drift-rollout's interface (forward(obs, noise))
   std::vector<int64_t> sample_shape;
   uint64_t eval_noise_seed = 0;
 };

@@ -3,6 +3,8 @@
 #include "data/fashion_mnist.hpp"
 #include "data/images.hpp"
 #include "data/toy.hpp"
+#include "policy/demo_dataset.hpp"
+#include "policy/formations.hpp"
 #include "runtime/registry.hpp"
 
 namespace drift::runtime {
@@ -11,6 +13,8 @@ absl::Status register_builtins(Registry& reg) {
   absl::Status st = data::register_toy_datasets(reg);
   if (st.ok()) st = data::register_image_datasets(reg);
   if (st.ok()) st = data::register_fashion_mnist(reg);
+  if (st.ok()) st = policy::register_demo_dataset(reg);
+  if (st.ok()) st = policy::register_formations(reg);
   return st;
 }
 }  // namespace drift::runtime

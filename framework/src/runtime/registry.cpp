@@ -267,5 +267,10 @@ absl::StatusOr<std::unique_ptr<Dataset>> Registry::make_dataset(const std::strin
                                                                 const DatasetContext& ctx) const {
   return call_factory<DatasetFactory>(*this, ComponentKind::Dataset, name, p, ctx);
 }
+absl::StatusOr<std::unique_ptr<Formation>> Registry::make_formation(const std::string& name,
+                                                                    const Params& p,
+                                                                    const FormationContext& ctx) const {
+  return call_factory<FormationFactory>(*this, ComponentKind::Formation, name, p, ctx);
+}
 
 }  // namespace drift::runtime

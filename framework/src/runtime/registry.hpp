@@ -64,6 +64,9 @@ class Registry {
   absl::StatusOr<std::unique_ptr<Dataset>> make_dataset(const std::string& name,
                                                         const Params& p,
                                                         const DatasetContext& ctx) const;
+  absl::StatusOr<std::unique_ptr<Formation>> make_formation(const std::string& name,
+                                                            const Params& p,
+                                                            const FormationContext& ctx) const;
 
  private:
   absl::Status add(ComponentInfo info, const std::string& source);

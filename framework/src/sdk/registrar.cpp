@@ -9,6 +9,7 @@ const char* component_kind_name(ComponentKind k) {
     case ComponentKind::Kernel: return "kernel";
     case ComponentKind::Normalizer: return "normalizer";
     case ComponentKind::Dataset: return "dataset";
+    case ComponentKind::Formation: return "formation";
   }
   return "?";
 }
@@ -45,6 +46,10 @@ void Registrar::add_normalizer(std::string name, std::string doc, std::vector<Pa
 void Registrar::add_dataset(std::string name, std::string doc, std::vector<ParamSpec> params,
                             DatasetFactory f) {
   add(make(ComponentKind::Dataset, std::move(name), std::move(doc), std::move(params), std::move(f)));
+}
+void Registrar::add_formation(std::string name, std::string doc, std::vector<ParamSpec> params,
+                              FormationFactory f) {
+  add(make(ComponentKind::Formation, std::move(name), std::move(doc), std::move(params), std::move(f)));
 }
 
 }  // namespace drift

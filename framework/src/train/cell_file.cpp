@@ -102,6 +102,17 @@ absl::Status write_cell_group(io::H5File& f, const std::string& g, const config:
       if (a.labels.defined())
         if (auto s = f.write(name + "_labels", a.labels); !s.ok()) return s;
     }
+    // rollouts/{positions, success, mode}: a policy's last closed-loop episodes.
+    if (const auto& r = rec->rollouts_; r.positions.defined()) {
+      const std::string rg = g + "/rollouts";
+      if (auto s = f.create_group(rg); !s.ok()) return s;
+      std::string modes;
+      for (size_t m = 0; m < r.mode_names.size(); ++m) absl::StrAppend(&modes, m ? "\n" : "", r.mode_names[m]);
+      for (auto s : {f.set_attr(rg, "step", r.step), f.set_attr(rg, "task", r.task), f.set_attr(rg, "mode_names", modes),
+                     f.write(rg + "/positions", r.positions), f.write(rg + "/success", r.success),
+                     f.write(rg + "/mode", r.mode)})
+        if (!s.ok()) return s;
+    }
     if (!rec->features_.empty()) {
       // features/<name>/<step>/{gen, real, drift_norm}
       if (auto s = f.create_group(g + "/features"); !s.ok()) return s;

@@ -29,6 +29,7 @@ class CellRecorder : public CellSink {
     generator_ = state;
   }
   void on_real_samples(const torch::Tensor& x) override { real_ = x.detach().to(torch::kCPU); }
+  void on_rollouts(const Rollouts& r) override { rollouts_ = r; }
 
   const io::Table& train_table() const { return train_; }
   const io::Table& eval_table() const { return eval_; }
@@ -54,6 +55,7 @@ class CellRecorder : public CellSink {
   std::vector<AlphaSamples> alpha_samples_;
   std::vector<FeatureLog> features_;
   std::vector<std::pair<std::string, torch::Tensor>> generator_;
+  Rollouts rollouts_;  // positions undefined: none
 };
 
 // Column name of m_tau at temperature tau ("m_tau_0.02").

@@ -23,11 +23,14 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "dist/comm.hpp"
 #include "drift/field.hpp"
 #include "metrics/evaluator.hpp"
 #include "metrics/images.hpp"
 #include "metrics/lowdim.hpp"
+#include "policy/demo_dataset.hpp"
+#include "policy/rollout.hpp"
 #include "train/checkpoint.hpp"
 #include "train/ema.hpp"
 #include "train/feature_cache.hpp"
@@ -164,6 +167,20 @@ std::vector<Feature> gather_features(const std::vector<Feature>& local, dist::Co
   return out;
 }
 
+// A joint kernel over (condition, sample) (ConditionalBatch::cond_weight):
+// every feature [G, L, N, D] gets `weight` times the samples' flattened
+// conditions cond [G, N, *C] appended, [G, L, N, D + prod(C)]. The condition
+// part is a constant (no gradient).
+std::vector<Feature> with_conditions(const std::vector<Feature>& feats, const torch::Tensor& cond, double weight) {
+  std::vector<Feature> out;
+  for (const auto& f : feats) {
+    const auto& v = f.value;
+    torch::Tensor c = (cond.flatten(2) * weight).to(v.options()).unsqueeze(1).expand({v.size(0), v.size(1), v.size(2), -1});
+    out.push_back({f.name, torch::cat({v, c}, 3)});
+  }
+  return out;
+}
+
 }  // namespace
 
 uint64_t eval_noise_seed(int64_t seed) { return stream_seed(seed, kEval) + 1; }
@@ -172,6 +189,7 @@ GeneratorContext generator_context(const config::ExperimentConfig& cfg, const Da
   GeneratorContext gctx;
   gctx.sample_shape = dataset.sample_shape();
   gctx.n_classes = cfg.train.get_int("n_classes") > 0 ? dataset.num_classes() : 0;
+  gctx.cond_shape = dataset.cond_shape();
   gctx.seed = stream_seed(cfg.seed, kInit);
   return gctx;
 }
@@ -281,6 +299,33 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     return fail(absl::InvalidArgumentError(absl::StrCat(
         cfg.file, ": [train] n_classes = ", n_classes, " but dataset '", cfg.data.name, "' has only ",
         data_classes, " classes")));
+
+  // Datasets with conditions (demonstrations): [train] n_cond groups per step,
+  // formed by the [formation] component (drift/formation.hpp).
+  const bool observed = !dataset.cond_shape().empty();
+  const int64_t n_cond = tr.get_int("n_cond");
+  std::unique_ptr<Formation> formation;
+  if (observed) {
+    if (conditional)
+      return fail(absl::InvalidArgumentError(absl::StrCat(
+          cfg.file, ": [train] n_classes = ", n_classes, " but dataset '", cfg.data.name,
+          "' conditions on observations, not classes (use n_classes = 0 and n_cond)")));
+    if (n_cond <= 0)
+      return fail(absl::InvalidArgumentError(absl::StrCat(
+          cfg.file, ": dataset '", cfg.data.name, "' conditions on observations: set [train] n_cond, the "
+          "observations per step (each one group of n_gen generated samples)")));
+    if (tr.get_string("feature_cache") != "off")
+      return fail(absl::InvalidArgumentError(absl::StrCat(
+          cfg.file, ": [train] feature_cache works with class-conditional and unconditional data only; "
+          "dataset '", cfg.data.name, "' conditions on observations (use feature_cache = \"off\")")));
+    FormationContext fctx;
+    fctx.seed = stream_seed(seed, kData);
+    auto f = reg.make_formation(cfg.formation.name, cfg.formation.params, fctx);
+    if (!f.ok()) return fail(f.status());
+    formation = *std::move(f);
+    if (auto st = formation->prepare(dataset); !st.ok())
+      return fail(absl::Status(st.code(), absl::StrCat("formation '", cfg.formation.name, "': ", st.message())));
+  }
 
   auto gen_or = reg.make_generator(cfg.generator.name, cfg.generator.params,
                                    generator_context(cfg, dataset));
@@ -507,6 +552,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     req.device = device;
     req.rng = cpu_rng(eval_noise_seed(seed));  // same noise at every evaluation
     if (conditional) req.labels = real_a.labels.to(device);
+    if (observed) req.cond = real_a.cond.to(device);
     if (alpha > 0) req.alpha = torch::full({n_eval}, alpha, torch::kFloat32).to(device);
     // A copy: the generator may return a view of its (EMA-swapped) parameters.
     auto x = generator->generate(req).to(torch::kCPU, torch::kFloat32).clone();
@@ -524,10 +570,86 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
         v.push_back(std::move(nv));
     return v;
   };
+  // Policies: closed-loop rollouts of the EMA generator on the demonstrations'
+  // task (policy/rollout.hpp), every evaluation from the same seeds.
+  auto* demos = observed ? dynamic_cast<policy::DemoDataset*>(&dataset) : nullptr;
+  std::unique_ptr<policy::Env> rollout_env;
+  policy::RolloutOptions rollout_opts;
+  if (demos && rank0 && ev.get_int("rollouts") > 0) {
+    if (demos->task().empty())
+      return fail(absl::InvalidArgumentError(absl::StrCat(
+          cfg.file, ": [eval] rollouts = ", ev.get_int("rollouts"),
+          " but the demonstrations do not name their task (/data attribute env); set [eval] rollouts = 0")));
+    auto env = policy::make_env(demos->task());
+    if (!env.ok()) return fail(env.status());
+    rollout_env = *std::move(env);
+    rollout_opts.episodes = ev.get_int("rollouts");
+    rollout_opts.seed = static_cast<uint64_t>(ev.get_int("rollout_seed"));
+    rollout_opts.obs_horizon = demos->obs_horizon();
+    rollout_opts.pred_horizon = demos->pred_horizon();
+    rollout_opts.action_horizon = ev.get_int("action_horizon");
+    if (rollout_opts.action_horizon > rollout_opts.pred_horizon)
+      return fail(absl::InvalidArgumentError(absl::StrCat(
+          cfg.file, ": [eval] action_horizon = ", rollout_opts.action_horizon,
+          " exceeds the dataset's pred_horizon = ", rollout_opts.pred_horizon)));
+  }
+  std::string rollout_error;
+  auto rollout_values = [&](int64_t step) {
+    std::vector<std::pair<std::string, double>> v;
+    torch::NoGradGuard no_grad;
+    Ema::Scope use_ema(ema);
+    generator->eval();
+    auto rng = cpu_rng(eval_noise_seed(seed) + 1);  // the same noise at every evaluation
+    // One generator call per chunk; the rollout's noise is not used (the
+    // generator draws its own from rng).
+    policy::PolicyFn fn = [&](const torch::Tensor& obs, const torch::Tensor&) {
+      GenerateRequest req;
+      req.n = obs.size(0);
+      req.device = device;
+      req.rng = rng;
+      req.cond = demos->to_cond(obs).to(device);
+      return demos->to_actions(generator->generate(req));
+    };
+    auto r = policy::rollout(*rollout_env, fn, rollout_opts);
+    generator->train();
+    if (!r.ok()) {
+      rollout_error = std::string(r.status().message());
+      return v;
+    }
+    const auto& spec = rollout_env->spec();
+    if (step == steps) {
+      CellSink::Rollouts out;
+      out.step = step;
+      out.task = spec.name;
+      out.mode_names = spec.mode_names;
+      const int64_t E = static_cast<int64_t>(r->episodes.size());
+      int64_t T = 0;
+      for (const auto& e : r->episodes) T = std::max<int64_t>(T, e.positions.size(0));
+      out.positions = torch::full({E, T, 2}, std::numeric_limits<float>::quiet_NaN());
+      out.success = torch::empty({E}, torch::kLong);
+      out.mode = torch::empty({E}, torch::kLong);
+      for (int64_t i = 0; i < E; ++i) {
+        const auto& e = r->episodes[static_cast<size_t>(i)];
+        out.positions[i].narrow(0, 0, e.positions.size(0)).copy_(e.positions);
+        out.success[i] = e.success ? 1 : 0;
+        out.mode[i] = e.mode;
+      }
+      sink.on_rollouts(out);
+    }
+    v.emplace_back("success", r->success_rate());
+    const auto shares = r->mode_shares(spec.mode_names.size());
+    for (size_t m = 0; m < spec.mode_names.size(); ++m)
+      v.emplace_back("mode_" + absl::StrReplaceAll(spec.mode_names[m], {{" ", "_"}}), shares[m]);
+    v.emplace_back("mode_undecided", shares.back());
+    v.emplace_back("ms_per_call", r->median_chunk_ms());
+    return v;
+  };
   auto evaluate = [&](int64_t step, const torch::Tensor& x) {
     EvalLog log;
     log.step = step;
     log.values = metric_values(x);
+    if (rollout_env)
+      for (auto& nv : rollout_values(step)) log.values.push_back(std::move(nv));
     // The same metrics at each [eval] cfg_alphas value, as "<metric>/alpha_<a>"
     // (floors do not depend on alpha: not repeated); the samples of the last
     // step are kept per alpha.
@@ -556,7 +678,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   // Data parallelism: this rank's rows of the [G * n_gen] generated batch
   // (rank r: samples [r*nl, (r+1)*nl) of every group), its share of the
   // positives, and of the negatives when they divide evenly.
-  const int64_t G_all = conditional ? n_classes : 1;
+  const int64_t G_all = conditional ? n_classes : observed ? n_cond : 1;
   const int64_t nl = n_gen / world, pl = n_pos / world;
   const bool split_neg = n_unc > 0 && n_unc % world == 0;
   torch::Tensor my_rows;
@@ -619,8 +741,9 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
 
     // Real samples and the generator's conditioning for this step.
-    const int64_t G = conditional ? n_classes : 1;
+    const int64_t G = G_all;
     torch::Tensor labels, alpha_gen, pos, neg, w_neg;
+    ConditionalBatch formed;  // observed: this step's groups
     torch::Tensor pos_index, neg_index;  // [G, n] dataset positions (with the feature cache)
     if (conditional) {
       pool.refill();
@@ -654,6 +777,13 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
                     .unsqueeze(1)
                     .expand({G, n_unc});
       }
+    } else if (observed) {
+      try {
+        formed = formation->form(dataset, G, n_gen, n_pos, data_rng);
+      } catch (const std::exception& e) {
+        return fail(absl::InvalidArgumentError(absl::StrCat(cfg.file, ": ", e.what())));
+      }
+      pos = formed.pos;
     } else {
       DataBatch b = dataset.sample(n_pos, data_rng);
       pos = b.x.unsqueeze(0);
@@ -676,6 +806,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       req.labels = labels.to(device);
       req.alpha = alpha_gen.to(device);
     }
+    if (observed) req.cond = formed.gen_cond.flatten(0, 1).to(device);
     if (world > 1) req.rows = my_rows;
     lap(kPData);
     std::vector<Feature> gen_feats, pos_feats, neg_feats;
@@ -696,6 +827,10 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       std::vector<int64_t> gshape{G, world > 1 ? nl : n_gen};
       gshape.insert(gshape.end(), shape.begin(), shape.end());
       gen_feats = encoder->encode(x.view(gshape));
+      if (formed.cond_weight > 0)
+        gen_feats = with_conditions(
+            gen_feats, world > 1 ? formed.gen_cond.narrow(1, rank * nl, nl).to(device) : formed.gen_cond.to(device),
+            formed.cond_weight);
       lap(kPEncodeGen);
       torch::NoGradGuard no_grad;
       if (feature_cache) {
@@ -724,6 +859,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
         lap(kPEncodeReal);
       }
     }
+    if (formed.cond_weight > 0) pos_feats = with_conditions(pos_feats, formed.pos_cond.to(device), formed.cond_weight);
     // The whole batch's generated features (every rank's share), for the field.
     const std::vector<Feature> all_gen_feats =
         world > 1 ? gather_features(gen_feats, comm, step, "generated-feature all-gather") : gen_feats;
@@ -857,6 +993,8 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       auto xs = generate_eval();
       if (do_eval) {
         evaluated = evaluate(step, xs);
+        if (!rollout_error.empty())
+          return fail(absl::InternalError(absl::StrCat("step ", step, ": the rollouts failed: ", rollout_error)));
         log_features(step, xs);
       }
       if (do_samples) record_samples(step, xs);

@@ -75,6 +75,16 @@ class CellSink {
   // once, after the last step of a cell that finished: what drift-export reads.
   virtual void on_generator_state(const std::vector<std::pair<std::string, torch::Tensor>>& /*state*/) {}
   virtual void on_real_samples(const torch::Tensor& x) = 0;
+  // Policies: the closed-loop episodes of the last evaluation (step = the last
+  // step): where the point was, [E, T, 2] float32 with NaN after an episode's
+  // end, and each episode's success and mode (int64 [E]; -1: undecided).
+  struct Rollouts {
+    int64_t step = 0;
+    std::string task;
+    std::vector<std::string> mode_names;
+    torch::Tensor positions, success, mode;
+  };
+  virtual void on_rollouts(const Rollouts& /*r*/) {}
 };
 
 struct CellOutcome {

@@ -1,7 +1,9 @@
 // `mlp`: a one-step generator for low-dimensional data (docs/method.md §7,
 // "small problems use an MLP"). noise -> [Linear -> act] x depth -> Linear.
-// Optional conditioning: a learned class embedding (when the data has classes)
-// and log(alpha) (the CFG strength), concatenated to the noise.
+// Optional conditioning: a learned class embedding (when the data has classes),
+// log(alpha) (the CFG strength), and the flattened continuous condition (a
+// policy's observation window, when the data has conditions), concatenated to
+// the noise.
 //
 // Initialisation: PyTorch's default Linear init, then the output layer's
 // weights are multiplied by `init_scale` and, when `init_center` is given, its
@@ -36,6 +38,8 @@ class MlpGenerator : public drift::Generator {
         n_classes_(ctx.n_classes),
         use_alpha_(p.get_bool("use_alpha")) {
     out_dim_ = std::accumulate(shape_.begin(), shape_.end(), int64_t{1}, std::multiplies<>());
+    if (!ctx.cond_shape.empty())
+      cond_dim_ = std::accumulate(ctx.cond_shape.begin(), ctx.cond_shape.end(), int64_t{1}, std::multiplies<>());
     torch::manual_seed(ctx.seed);  // initialisation is deterministic given the seed
     int64_t in = noise_dim_;
     if (n_classes_ > 0) {
@@ -43,6 +47,7 @@ class MlpGenerator : public drift::Generator {
       in += p.get_int("embed_dim");
     }
     if (use_alpha_) in += 1;
+    in += cond_dim_;
     const int64_t width = p.get_int("width");
     for (int64_t i = 0; i < p.get_int("depth"); ++i) {
       hidden_.push_back(register_module("hidden" + std::to_string(i), torch::nn::Linear(in, width)));
@@ -76,6 +81,11 @@ class MlpGenerator : public drift::Generator {
       Tensor a = req.alpha.defined() ? req.alpha.to(opts) : torch::ones({req.n}, opts);
       h = torch::cat({h, torch::log(a).unsqueeze(1)}, 1);
     }
+    if (cond_dim_ > 0) {
+      TORCH_CHECK(req.cond.defined() && req.cond.size(0) == req.n && req.cond[0].numel() == cond_dim_,
+                  "mlp: a generator conditioned on observations needs req.cond [n, ", cond_dim_, " values]");
+      h = torch::cat({h, req.cond.to(opts).flatten(1)}, 1);
+    }
     for (auto& layer : hidden_) h = activate(activation_, layer->forward(h));
     std::vector<int64_t> shape{req.n};
     shape.insert(shape.end(), shape_.begin(), shape_.end());
@@ -84,7 +94,7 @@ class MlpGenerator : public drift::Generator {
 
  private:
   std::vector<int64_t> shape_;
-  int64_t noise_dim_, out_dim_ = 1;
+  int64_t noise_dim_, out_dim_ = 1, cond_dim_ = 0;
   std::string activation_;
   int64_t n_classes_;
   bool use_alpha_;
@@ -98,7 +108,7 @@ class MlpGenerator : public drift::Generator {
 DRIFT_PLUGIN("generator_mlp", r) {
   using drift::ParamSpec;
   r.add_generator(
-      "mlp", "MLP from Gaussian noise (optionally + class embedding + log alpha) to a sample",
+      "mlp", "MLP from Gaussian noise (optionally + class embedding + log alpha + the flattened condition) to a sample",
       {ParamSpec::Int("noise_dim", 32, "dimension of the Gaussian noise input").at_least(1),
        ParamSpec::Int("width", 256, "hidden width").at_least(1),
        ParamSpec::Int("depth", 3, "number of hidden layers").in_range(1, 64),

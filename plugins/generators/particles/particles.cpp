@@ -32,6 +32,9 @@ absl::StatusOr<std::shared_ptr<drift::Generator>> make(const drift::Params& p,
   if (ctx.n_classes > 0)
     return absl::InvalidArgumentError(
         "particles: class-conditional data is not supported (a particle set has no input)");
+  if (!ctx.cond_shape.empty())
+    return absl::InvalidArgumentError(
+        "particles: data with conditions is not supported (a particle set has no input; use mlp)");
   const int64_t count = p.get_int("count");
   std::vector<int64_t> shape{count};
   shape.insert(shape.end(), ctx.sample_shape.begin(), ctx.sample_shape.end());
