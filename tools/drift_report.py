@@ -24,7 +24,7 @@ into --out) and prints their paths:
                       ([eval] cfg_alphas: /cells/<id>/alpha_samples/<a>)
   <name>_rollouts.png policies only: the last evaluation's closed-loop paths of
                       each cell (/cells/<id>/rollouts), coloured by mode,
-                      failures dashed (at most 8 cells)
+                      failures dashed (at most 8 cells, 60 episodes each)
 
 <name> is the results file name without ".h5". Exits 1 with a one-line error
 naming the file (and dataset) when it cannot be read.
@@ -39,6 +39,7 @@ import sys
 PROG = "drift-report"
 MAX_SAMPLE_ROWS = 8
 MAX_SAMPLE_COLS = 6
+MAX_ROLLOUT_PATHS = 60  # paths drawn per cell (all episodes count in the title's shares)
 M_TAU_RE = re.compile(r"^m_tau_([^/]+)$")  # the feature-averaged m_tau columns
 
 
@@ -410,7 +411,7 @@ def plot_rollouts(f, summary, keys, path, title):
         task = text(attr(g, "task", ""))
         if task == "obstacle":
             ax.add_patch(Circle((0, 0), 0.3, color="0.85"))
-        for i in range(len(pos)):
+        for i in range(min(len(pos), MAX_ROLLOUT_PATHS)):
             p = pos[i][np.isfinite(pos[i]).all(axis=1)]
             c = colours[mode[i] % len(colours)] if mode[i] >= 0 else "0.4"
             ax.plot(p[:, 0], p[:, 1], color=c, lw=0.7, alpha=0.7, ls="-" if ok[i] else "--")
@@ -420,7 +421,9 @@ def plot_rollouts(f, summary, keys, path, title):
         ax.set_ylim(-1, 1)
         ax.set_aspect("equal")
         ax.tick_params(labelsize=6)
-    fig.suptitle(f"{title}: closed-loop rollouts (step {int(attr(cells[0][1], 'step', 0))}; dashed: failed)",
+    n_ep = len(cells[0][1]["success"])
+    drawn = f"first {MAX_ROLLOUT_PATHS} of {n_ep} episodes drawn; " if n_ep > MAX_ROLLOUT_PATHS else ""
+    fig.suptitle(f"{title}: closed-loop rollouts (step {int(attr(cells[0][1], 'step', 0))}; {drawn}dashed: failed)",
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

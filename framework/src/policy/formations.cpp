@@ -67,8 +67,10 @@ class KnnFormation : public Formation {
     need_conditions(all, "formation 'knn'");
     const torch::Tensor c = all.cond.flatten(1).to(torch::kFloat64);
     std::vector<torch::Tensor> parts;
-    for (int64_t i = 0; i < N; i += 1024) {
-      const torch::Tensor q = c.narrow(0, i, std::min<int64_t>(1024, N - i));
+    // In blocks of 128 windows: the exact differences of a block take
+    // 128 * N * dim doubles (8 MB per 1000 windows of 8 values).
+    for (int64_t i = 0; i < N; i += 128) {
+      const torch::Tensor q = c.narrow(0, i, std::min<int64_t>(128, N - i));
       torch::Tensor d2 = (q.unsqueeze(1) - c.unsqueeze(0)).square().sum(2);  // exact, [q, N]
       // Stable order: distance, then index (itself is at distance 0).
       parts.push_back(std::get<1>(d2.sort(/*stable=*/true, 1, false)).narrow(1, 0, k));
