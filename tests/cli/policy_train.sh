@@ -2,9 +2,10 @@
 # Training a drifting policy with drift-run: a short run on `obstacle`
 # demonstrations (knn formation) logs closed-loop rollout metrics in its eval
 # table (success and mode shares that add up, a latency), keeps [formation] in
-# its resolved configuration, and ends better than it started; a run with the
-# `joint` formation and one from a demonstrations file run too; and the
-# mistakes a user can make in such a file are one line each.
+# its resolved configuration, and ends better than it started; drift-report
+# draws its paths; its export runs in drift-rollout; a cell killed after a
+# checkpoint resumes exactly; and the mistakes a user can make in such a file
+# are one line each.
 set -euo pipefail
 : "${DRIFT_SOURCE_DIR:?}" "${DRIFT_BINARY_DIR:?}"
 run=$DRIFT_BINARY_DIR/bin/drift-run
@@ -101,9 +102,44 @@ import re, sys, h5py
 with h5py.File(sys.argv[1], "r") as f:
     want = f["cells"][list(f["cells"])[0]]["eval"]["success"][-1]
 got = float(re.search(r"success ([0-9.]+)%", open(sys.argv[2]).read()).group(1)) / 100
-# The same 50 task seeds, other noise: the success rates agree within sampling error.
-assert abs(got - want) <= 0.2, (got, want)
+# The same 50 task seeds, other noise: it has learned as much (0.32 in drift-run
+# where this was written; two draws of 50 episodes differ by 0.09 s.d.).
+assert got >= 0.1 and abs(got - want) <= 0.25, (got, want)
 print("exported policy: success", got, "in drift-rollout,", want, "in drift-run")
+PY
+
+# A policy cell killed after a periodic checkpoint resumes from it and ends
+# exactly where an uninterrupted run ends (the formation's neighbour table is
+# rebuilt, the data stream restored): same losses, rollouts and weights.
+for name in whole killed; do
+  write $name '
+[formation]
+plugin = "knn"'
+  sed -i -e 's/^steps = 400$/steps = 600/' -e 's/^log_every = 100$/log_every = 100\ncheckpoint_every = 200/' "$tmp/$name.toml"
+done
+"$run" "$tmp/whole.toml" > "$tmp/whole.txt" 2>&1 || { cat "$tmp/whole.txt"; fail "the uninterrupted run failed"; }
+"$run" "$tmp/killed.toml" > "$tmp/killed1.txt" 2>&1 &
+pid=$!
+for _ in $(seq 1200); do grep -qs "checkpoint after step 200 written" "$tmp/killed.cells/0000.h5.stderr" && break; sleep 0.05; done
+kill -9 "$(pgrep -f -- "--cell-worker $tmp/killed.toml" | head -1)" 2> /dev/null || true
+wait "$pid" || true
+grep -qE "cell 0 failed.*killed by signal 9" "$tmp/killed1.txt" || { cat "$tmp/killed1.txt"; fail "the policy cell was not killed after its checkpoint"; }
+"$run" "$tmp/killed.toml" > "$tmp/killed2.txt" 2>&1 || { cat "$tmp/killed2.txt"; fail "the resumed policy run failed"; }
+grep -qE "resuming after step (200|400)" "$tmp/killed2.txt" || { cat "$tmp/killed2.txt"; fail "the policy cell did not resume from its checkpoint"; }
+"$py" - "$tmp/whole.h5" "$tmp/killed.h5" << 'PY' || fail "the resumed policy cell differs from the uninterrupted one"
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r")["cells/0000"] for p in sys.argv[1:])
+ea, eb = a["eval"][()], b["eval"][()]
+for f in ea.dtype.names:
+    if f != "ms_per_call":  # wall time
+        assert np.array_equal(ea[f], eb[f]), f
+for f in ("step", "loss", "grad_norm"):
+    assert np.array_equal(a["train"][f], b["train"][f]), f
+for name in ("rollouts/positions", "rollouts/success", "rollouts/mode"):
+    assert np.array_equal(a[name][()], b[name][()], equal_nan=name.endswith("positions")), name
+for k in a["generator"]:
+    assert np.array_equal(a["generator"][k][()], b["generator"][k][()]), k
+print("resumed policy cell: equal to the uninterrupted one")
 PY
 
 expect() {  # expect TEXT FILE: the run fails with one line naming TEXT
