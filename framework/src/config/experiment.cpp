@@ -465,6 +465,11 @@ absl::StatusOr<ExperimentConfig> resolve_cell(const Experiment& exp, size_t cell
       continue;
     }
 
+    // [formation] is used only with datasets that have conditions: a file that
+    // does not write it leaves it out of the configuration (cfg.formation.name
+    // stays empty: the trainer takes the default formation), and needs no
+    // formation in the registry.
+    if (s.name == "formation" && t[s.name].as_table() == nullptr) continue;
     // Plugin section: framework keys first, then the component's own.
     auto fw_names = key_names(s.keys);
     std::map<std::string, ParamValue> fw_given, own_given;
@@ -578,9 +583,6 @@ absl::StatusOr<ExperimentConfig> resolve_cell(const Experiment& exp, size_t cell
       cfg.temperature_min = fw->get_float("temperature_min");
     } else if (s.name == "formation") {
       cfg.formation = std::move(cc);
-      // Used only with a dataset that has conditions: a file that leaves the
-      // section out keeps it out of the resolved configuration.
-      if (t[s.name].as_table() == nullptr) continue;
     } else cfg.normalizer = std::move(cc);
     resolved.push_back(std::move(rs));
   }

@@ -78,7 +78,9 @@ struct ExperimentConfig {
   std::vector<std::string> plugin_paths;  // absolute
   // Plugin sections.
   ComponentConfig data, generator, encoder, kernel, normalizer;
-  ComponentConfig formation;  // [formation]: used with datasets that have conditions
+  // [formation]: used with datasets that have conditions; name "" when the
+  // file does not write the section (the trainer then uses the default).
+  ComponentConfig formation;
   std::vector<double> temperatures;  // [kernel] temperatures (initial values)
   std::string temperature_schedule = "constant";  // [kernel] "constant" | "exponential"
   double temperature_decay = 0, temperature_min = 0;

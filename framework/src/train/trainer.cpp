@@ -24,6 +24,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "config/schema.hpp"
 #include "dist/comm.hpp"
 #include "drift/field.hpp"
 #include "metrics/evaluator.hpp"
@@ -320,11 +321,18 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
           "dataset '", cfg.data.name, "' conditions on observations (use feature_cache = \"off\")")));
     FormationContext fctx;
     fctx.seed = stream_seed(seed, kData);
-    auto f = reg.make_formation(cfg.formation.name, cfg.formation.params, fctx);
+    config::ComponentConfig fc = cfg.formation;
+    if (fc.name.empty()) {  // [formation] not written: the schema's default, with its defaults
+      fc.name = std::get<std::string>(*config::find_section("formation")->keys.front().default_value);
+      auto p = reg.validate(ComponentKind::Formation, fc.name, {}, cfg.file + ": [formation]");
+      if (!p.ok()) return fail(p.status());
+      fc.params = *p;
+    }
+    auto f = reg.make_formation(fc.name, fc.params, fctx);
     if (!f.ok()) return fail(f.status());
     formation = *std::move(f);
     if (auto st = formation->prepare(dataset); !st.ok())
-      return fail(absl::Status(st.code(), absl::StrCat("formation '", cfg.formation.name, "': ", st.message())));
+      return fail(absl::Status(st.code(), absl::StrCat("formation '", fc.name, "': ", st.message())));
   }
 
   auto gen_or = reg.make_generator(cfg.generator.name, cfg.generator.params,
