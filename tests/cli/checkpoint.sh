@@ -28,6 +28,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+source "$DRIFT_SOURCE_DIR/tests/cli/lib/wait.sh"
 
 # $1: name, $2: extra [train] lines
 write_toml() {
@@ -88,10 +89,8 @@ print(f"  {n} datasets equal bit for bit")
 EOF
 }
 worker_pid() { pgrep -f -- "--cell-worker $tmp/$1.toml" | head -1; }
-wait_for() {  # $1: pattern, $2: file
-  for _ in $(seq 600); do grep -qsE "$1" "$2" && return 0; sleep 0.05; done
-  cat "$2"; fail "no line matching '$1' in $2 within 30 s"
-}
+# wait_for PATTERN FILE: until FILE has the line, or fail once drift-run ($pid) has ended without it.
+wait_for() { wait_for_line "$pid" "$1" "$2" || fail "drift-run ended with no line matching '$1' in $2"; }
 
 write_toml ref ""
 "$run" "$tmp/ref.toml" > "$tmp/ref.out" 2>&1 || { cat "$tmp/ref.out"; fail "uninterrupted run failed"; }

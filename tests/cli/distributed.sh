@@ -44,6 +44,7 @@ rank_pid() {
   return 0
 }
 trap cleanup EXIT
+source "$DRIFT_SOURCE_DIR/tests/cli/lib/wait.sh"
 
 # Max relative difference of the generator parameters (and of the train
 # columns loss, m_tau_*) between cell $2 and each cell in $3.. of file $1.
@@ -214,12 +215,8 @@ n_samples = 64
 EOF
 wait_rank1() {  # waits until rank 1 of the running cell has trained a little
   local p=""
-  for _ in $(seq 300); do
-    p=$(rank_pid "$tmp/long.toml" 1)
-    [ -n "$p" ] && grep -qE "cell 0 done" "$tmp/long.out" && break
-    sleep 0.1
-  done
-  [ -n "$p" ] || { cat "$tmp/long.out"; fail "no rank 1 running"; }
+  rank1_running() { p=$(rank_pid "$tmp/long.toml" 1); [ -n "$p" ] && grep -qE "cell 0 done" "$tmp/long.out"; }
+  wait_until "$pid" rank1_running || { cat "$tmp/long.out"; fail "the sweep ended with no rank 1 running"; }
   sleep 1
   echo "$p"
 }

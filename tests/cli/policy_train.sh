@@ -18,6 +18,7 @@ if ! [ -x "$py" ] || ! "$py" -c "import h5py" 2> /dev/null; then
 fi
 tmp=$(mktemp -d /tmp/drift-policy-train-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
+source "$DRIFT_SOURCE_DIR/tests/cli/lib/wait.sh"
 export DRIFT_NUM_THREADS=1 OMP_NUM_THREADS=1
 
 # write NAME [EXTRA TOML appended]
@@ -120,7 +121,8 @@ done
 "$run" "$tmp/whole.toml" > "$tmp/whole.txt" 2>&1 || { cat "$tmp/whole.txt"; fail "the uninterrupted run failed"; }
 "$run" "$tmp/killed.toml" > "$tmp/killed1.txt" 2>&1 &
 pid=$!
-for _ in $(seq 1200); do grep -qs "checkpoint after step 200 written" "$tmp/killed.cells/0000.h5.stderr" && break; sleep 0.05; done
+wait_for_line "$pid" "checkpoint after step 200 written" "$tmp/killed.cells/0000.h5.stderr" ||
+  { cat "$tmp/killed1.txt"; fail "drift-run ended before the policy cell wrote its checkpoint"; }
 kill -9 "$(pgrep -f -- "--cell-worker $tmp/killed.toml" | head -1)" 2> /dev/null || true
 wait "$pid" || true
 grep -qE "cell 0 failed.*killed by signal 9" "$tmp/killed1.txt" || { cat "$tmp/killed1.txt"; fail "the policy cell was not killed after its checkpoint"; }

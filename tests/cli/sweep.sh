@@ -35,6 +35,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+source "$DRIFT_SOURCE_DIR/tests/cli/lib/wait.sh"
 
 # $1: file, $2: output, $3: the [generator] section's lines, $4: [train], [grid] text
 write_toml() {
@@ -313,11 +314,8 @@ workers() { pgrep -f -- "--cell-worker $1" || true; }
 
 "$run" --jobs 2 "$slow" > "$tmp/kill.out" 2>&1 &
 pid=$!; bg+=("$pid")
-for _ in $(seq 300); do
-  [ "$(grep -cE '^cell [0-9]+ done' "$tmp/kill.out" || true)" -ge 2 ] && break
-  sleep 0.1
-done
-[ "$(grep -cE '^cell [0-9]+ done' "$tmp/kill.out" || true)" -ge 2 ] || { cat "$tmp/kill.out"; fail "slow sweep: no 2 finished cells in 30 s"; }
+two_done() { [ "$(grep -cE '^cell [0-9]+ done' "$tmp/kill.out" || true)" -ge 2 ]; }
+wait_until "$pid" two_done || { cat "$tmp/kill.out"; fail "slow sweep: ended before 2 cells had finished"; }
 [ -n "$(workers "$slow")" ] || fail "slow sweep: no cell running when killed"
 kill -9 "$pid"
 wait "$pid" 2>/dev/null || true
@@ -338,10 +336,7 @@ n_skip=$(sed -nE 's/.* ([0-9]+) already finished.*/\1/p' "$tmp/kill2.out")
 # ---------------------------------------------------------------- SIGTERM
 "$run" --restart --jobs 2 "$slow" > "$tmp/term.out" 2>&1 &
 pid=$!; bg+=("$pid")
-for _ in $(seq 300); do
-  grep -qE '^cell [0-9]+ done' "$tmp/term.out" && break
-  sleep 0.1
-done
+wait_for_line "$pid" '^cell [0-9]+ done' "$tmp/term.out" || fail "SIGTERM: the sweep ended before a cell had finished"
 kill -TERM "$pid"
 rc=0; wait "$pid" || rc=$?
 [ "$rc" = 143 ] || { cat "$tmp/term.out"; fail "SIGTERM: exit $rc, expected 143"; }

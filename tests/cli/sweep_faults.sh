@@ -27,6 +27,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+source "$DRIFT_SOURCE_DIR/tests/cli/lib/wait.sh"
 
 # $1: name, $2: number of seeds (cells), $3: [generator] lines, $4: [train] lines
 write_toml() {
@@ -105,8 +106,8 @@ for sig in KILL TERM INT KILL TERM INT; do
   DRIFT_TEST_PAUSE_RENAME="2000:/big.h5" "$run" --jobs 2 "$tmp/big.toml" > "$tmp/big.out" 2>&1 &
   pid=$!; bg+=("$pid")
   # This run's merge (the sweep's own pid) is writing.
-  for _ in $(seq 600); do [ -e "$tmp/results/big.h5.tmp-$pid" ] && break; sleep 0.05; done
-  [ -e "$tmp/results/big.h5.tmp-$pid" ] || { cat "$tmp/big.out"; fail "no merge started within 30 s"; }
+  wait_until "$pid" test -e "$tmp/results/big.h5.tmp-$pid" ||
+    { cat "$tmp/big.out"; fail "drift-run ended without starting its merge"; }
   kill -s "$sig" "$pid"
   rc=0; wait "$pid" 2>/dev/null || rc=$?
   pkill -9 -f -- "--cell-worker $tmp/big.toml" 2>/dev/null || true
