@@ -278,10 +278,6 @@ std::vector<SectionSchema> build_schema() {
               "at most the dataset's `pred_horizon`).")
            .at_least(1),
        S::Int("n_samples", 2048, "Generated and real samples per evaluation.").at_least(1),
-       S::Int("seed_offset", 1000,
-              "The evaluation draws use seed `experiment.seed + seed_offset`, independent of "
-              "training.")
-           .at_least(0),
        S::StringList("features", {},
                      "Encoder features to store at each evaluation (names as in the `m_tau_<tau>/"
                      "<feature>` columns, e.g. `raw`, `s1.mean`, `s2.p2.std`): those of "
