@@ -85,17 +85,27 @@ int main(int argc, char** argv) {
   if (arg1 == "--merge" && argc == 3) return drift::sweep::merge_results(argv[2]);
   if (arg1 == "--array-task") {
     // Internal: one task of a Slurm job array (sweep/slurm.hpp).
-    // drift-run --array-task FILE --cell I [--threads N]
+    // drift-run --array-task FILE --cell I [--threads N] [--redo-before NS]
     drift::sweep::SweepOptions opt;
     opt.array_task = true;
     opt.file = argc > 2 ? argv[2] : "";
+    bool ok = true;
     for (int i = 3; i + 1 < argc; i += 2) {
       std::string k = argv[i], v = argv[i + 1];
       if (k == "--cell") opt.cells = v;
       else if (k == "--threads") opt.threads = std::atoi(v.c_str());
+      else if (k == "--redo-before") {
+        char* end = nullptr;
+        const long long ns = std::strtoll(v.c_str(), &end, 10);
+        if (end == v.c_str() || *end != '\0' || ns <= 0) ok = false;
+        else opt.redo_before = std::chrono::system_clock::time_point(
+                 std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::nanoseconds(ns)));
+      } else ok = false;
     }
-    if (opt.file.empty() || opt.cells.empty() || opt.cells.find_first_not_of("0123456789") != std::string::npos) {
-      std::cerr << "drift-run --array-task FILE --cell I [--threads N]: got a bad cell or no file\n";
+    if (!ok || opt.file.empty() || opt.cells.empty() ||
+        opt.cells.find_first_not_of("0123456789") != std::string::npos) {
+      std::cerr << "drift-run --array-task FILE --cell I [--threads N] [--redo-before NS]: got a bad option, "
+                   "a bad cell or no file\n";
       return 2;
     }
     opt.jobs = 1;

@@ -127,6 +127,21 @@ grep -qE "^0 +done +[0-9]+_0 " "$tmp/status1.out" || { cat "$tmp/status1.out"; f
 same_cells "$tmp/toy4.h5" "$tmp/local4.h5" || fail "the Slurm sweep differs from the local one"
 (cd "$tmp" && "$run" --slurm toy4.toml) > "$tmp/sub2.out" 2>&1 || { cat "$tmp/sub2.out"; fail "second --slurm failed"; }
 grep -q "4 finished, .* 0 to submit" "$tmp/sub2.out" || { cat "$tmp/sub2.out"; fail "resubmitting a finished sweep submitted cells"; }
+# --restart trains the selected finished cells again (its tasks must not skip
+# them as finished), leaves the others, and gives the same results.
+keep_before=$(cd "$tmp/toy4.cells" && stat -c '%n %i %Y' 0000.h5 0002.h5)
+redo_before=$(cd "$tmp/toy4.cells" && stat -c '%n %i %.9Y' 0001.h5 0003.h5)
+(cd "$tmp" && "$run" --slurm --restart --cells 1,3 toy4.toml) > "$tmp/sub3.out" 2>&1 || { cat "$tmp/sub3.out"; fail "--slurm --restart failed"; }
+grep -qE "submitted array job [0-9]+ \(2 tasks, cells 1,3\)" "$tmp/sub3.out" || { cat "$tmp/sub3.out"; fail "--restart did not submit cells 1 and 3"; }
+array=$(sed -nE 's/.*submitted array job ([0-9]+).*/\1/p' "$tmp/sub3.out")
+wait_idle 120
+for t in 0 1; do
+  grep -qE "cell [13] done" "$tmp/toy4.cells/slurm/${array}_$t.out" ||
+    { cat "$tmp/toy4.cells/slurm/${array}_$t.out"; fail "--slurm --restart: task $t did not train its cell again"; }
+done
+[ "$(cd "$tmp/toy4.cells" && stat -c '%n %i %.9Y' 0001.h5 0003.h5)" != "$redo_before" ] || fail "--slurm --restart: cells 1 and 3 not rewritten"
+[ "$(cd "$tmp/toy4.cells" && stat -c '%n %i %Y' 0000.h5 0002.h5)" = "$keep_before" ] || fail "--slurm --restart: unselected cells rewritten"
+same_cells "$tmp/toy4.h5" "$tmp/local4.h5" || fail "after --slurm --restart the sweep differs from the local one"
 
 # ---------------------------------------------------------------- a killed task
 # Cell 1 runs long enough to be killed mid-run; the others are quick.

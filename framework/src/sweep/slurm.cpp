@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstring>
 #include <ctime>
@@ -179,7 +180,7 @@ SlurmScripts make_slurm_scripts(const config::Experiment& exp,
                                 const std::vector<config::ExperimentConfig>& all_cells,
                                 const std::vector<size_t>& cells, const SlurmSettings& s,
                                 const std::string& self_exe, const std::string& file,
-                                const std::string& workdir) {
+                                const std::string& workdir, int64_t redo_before_ns) {
   const auto& first = all_cells.front();
   const std::string cells_dir = absolute(cells_dir_for(first.output));
   const std::string log_dir = cells_dir + "/slurm";
@@ -219,7 +220,10 @@ SlurmScripts make_slurm_scripts(const config::Experiment& exp,
   absl::StrAppend(&sc.array, "CELLS=(", absl::StrJoin(cs, " "), ")\n");
   absl::StrAppend(&sc.array, "exec ", shell_quote(self_exe), " --array-task ", shell_quote(file),
                   " --cell \"${CELLS[$SLURM_ARRAY_TASK_ID]}\" --threads \"${SLURM_CPUS_PER_TASK:-", cpus,
-                  "}\"\n");
+                  "}\"");
+  // --restart: what this submission finishes is kept when a task is requeued.
+  if (redo_before_ns > 0) absl::StrAppend(&sc.array, " --redo-before ", redo_before_ns);
+  absl::StrAppend(&sc.array, "\n");
 
   header(&sc.merge, "drift-" + name + "-merge");
   absl::StrAppend(&sc.merge, "#SBATCH --ntasks=1\n#SBATCH --cpus-per-task=1\n");
@@ -312,7 +316,13 @@ int submit_slurm(const SlurmSubmitOptions& opt) {
             << " queued or running in Slurm, " << n_local << " running elsewhere, " << todo.size()
             << " to submit\n";
   if (todo.empty()) return 0;
-  // --restart: the cells start from step 0, not from their checkpoints.
+  // --restart: the cells start from step 0, not from their checkpoints, and
+  // finished cells are trained again (their files are older than this).
+  const int64_t submitted_ns =
+      opt.restart ? std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count()
+                  : 0;
   if (opt.restart && !opt.dry_run)
     for (size_t i : todo) train::remove_checkpoints(train::checkpoint_path_for(cell_file_path(cells_dir, i)));
 
@@ -320,7 +330,7 @@ int submit_slurm(const SlurmSubmitOptions& opt) {
   // configuration names its file, so the tasks must name it as --status and
   // a local drift-run do.
   const std::string workdir = cwd();
-  SlurmScripts sc = make_slurm_scripts(exp, cells, todo, settings, opt.self_exe, opt.file, workdir);
+  SlurmScripts sc = make_slurm_scripts(exp, cells, todo, settings, opt.self_exe, opt.file, workdir, submitted_ns);
   if (opt.dry_run) {
     std::cout << "\n# --- array job: sbatch --parsable <this script> ---\n" << sc.array
               << "\n# --- merge job: sbatch --parsable --dependency=afterany:<array job id> "

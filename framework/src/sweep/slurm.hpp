@@ -48,11 +48,13 @@ struct SlurmScripts {
 };
 // `cells` are the cells the array runs (task k runs cells[k]); `workdir` the
 // directory the jobs start in (`file` and relative outputs resolve against it).
+// `redo_before_ns` (--restart; nanoseconds since the epoch, 0: none): the
+// tasks train a finished cell again when its file is older than that.
 SlurmScripts make_slurm_scripts(const config::Experiment& exp,
                                 const std::vector<config::ExperimentConfig>& all_cells,
                                 const std::vector<size_t>& cells, const SlurmSettings& s,
                                 const std::string& self_exe, const std::string& file,
-                                const std::string& workdir);
+                                const std::string& workdir, int64_t redo_before_ns = 0);
 
 // The latest array task this experiment submitted for each cell: cell ->
 // (job id "123_4", Slurm state "PENDING", "RUNNING", ..., or "" where Slurm

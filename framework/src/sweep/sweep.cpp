@@ -470,14 +470,15 @@ int run_sweep(const SweepOptions& opt) {
   // (write_experiment_file). So every cell is trained once.
   // When this sweep started: with --restart, a cell file written since then is
   // another process's fresh result, not one to redo.
-  const auto sweep_started = std::chrono::system_clock::now();
+  const auto sweep_started = opt.redo_before.value_or(std::chrono::system_clock::now());
+  const bool redo_finished = opt.restart || opt.redo_before.has_value();
 
   std::deque<size_t> pending;
   int n_done = 0, n_failed = 0, n_diverged = 0, n_skipped = 0, n_skipped_diverged = 0, n_busy = 0, n_paused = 0;
   for (size_t i : selected) {
     std::string path = cell_file_path(cells_dir, i);
     std::string status = finished_status(path, cells[i]);
-    if (!opt.restart && (status == "done" || status == "diverged")) {
+    if (!redo_finished && (status == "done" || status == "diverged")) {
       ++n_skipped;
       if (status == "diverged") ++n_skipped_diverged;
       continue;
@@ -641,7 +642,7 @@ int run_sweep(const SweepOptions& opt) {
       const bool fresh = ::stat(path.c_str(), &sb) == 0 &&
                          std::chrono::system_clock::from_time_t(sb.st_mtim.tv_sec) +
                                  std::chrono::nanoseconds(sb.st_mtim.tv_nsec) >= sweep_started;
-      if ((st == "done" || st == "diverged") && (!opt.restart || fresh)) {
+      if ((st == "done" || st == "diverged") && (!redo_finished || fresh)) {
         ::close(r.lock_fd);
         return st == "done" ? 2 : 3;
       }

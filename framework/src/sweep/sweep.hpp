@@ -2,6 +2,8 @@
 // process, several at once, live progress, crash-safe results (schemas/results.md).
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,13 @@ struct SweepOptions {
   // beside the other tasks of the array, holding only that cell's lock; the
   // experiment's results file is left to the merge job (`drift-run --merge`).
   bool array_task = false;
+  // Set for the tasks of `drift-run --slurm --restart` (`--redo-before T`): a
+  // finished cell whose file was written before T (the submission) is trained
+  // again, one written since is this submission's result and is kept. Unlike
+  // --restart, checkpoints stay: the submission removed the old ones, and one
+  // written since is this submission's (a task requeued after preemption
+  // resumes from it).
+  std::optional<std::chrono::system_clock::time_point> redo_before;
   int threads = 0;  // > 0: each cell's LibTorch threads (an array task: its CPUs)
 };
 
