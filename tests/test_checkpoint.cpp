@@ -32,7 +32,8 @@ drift::config::ExperimentConfig make_cfg(const std::string& toml) {
   return *cfg;
 }
 
-// Low-dimensional: MLP generator, EMA, evaluations and samples along the way.
+// Low-dimensional: MLP generator, EMA (and a further one, [eval] ema_rates),
+// evaluations and samples along the way.
 const char* kToy = R"(
 [experiment]
 name = "ck"
@@ -55,6 +56,7 @@ sample_every = 3
 queue_len = 40
 [eval]
 n_samples = 64
+ema_rates = [0.5]
 )";
 
 // Images: a class-conditional DiT with guidance (CFG negatives, alpha draws),

@@ -336,6 +336,34 @@ n_samples = 256
 // [train] profile: the phase columns and the traffic volumes are logged, each
 // phase is non-negative and they add up to no more than the step; the split
 // backward gives the same training as loss.backward().
+// [eval] ema_rates: each further average is evaluated as "<metric>/ema_<rate>";
+// one at [train] ema's own rate gives the main columns bit for bit, another
+// gives other numbers, and training and the main columns are unchanged.
+TEST(Train, FurtherEmaRatesAreEvaluatedBesideAndChangeNothingElse) {
+  std::string with = kMlp;
+  with.replace(with.find("n_samples = 128"), 15, "n_samples = 128\nema_rates = [0.999, 0.3]");
+  drift::train::CellRecorder plain, rec;
+  ASSERT_EQ(drift::train::train_cell(make_cfg(kMlp), drift::test::default_registry(), plain).status, "done");
+  auto o = drift::train::train_cell(make_cfg(with), drift::test::default_registry(), rec);
+  ASSERT_EQ(o.status, "done") << o.error;
+  const auto& ev = rec.eval_table();
+  ASSERT_EQ(ev.rows(), 2u);
+  auto same = [](double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; };
+  for (const char* m : {"mmd", "energy", "sliced_w"}) {
+    for (size_t r = 0; r < ev.rows(); ++r) {
+      EXPECT_TRUE(same(col(ev, r, m), col(plain.eval_table(), r, m))) << m << " row " << r;
+      EXPECT_TRUE(same(col(ev, r, std::string(m) + "/ema_0.999"), col(ev, r, m))) << m << " row " << r;
+    }
+    EXPECT_NE(col(ev, 1, std::string(m) + "/ema_0.3"), col(ev, 1, m)) << m;
+  }
+  EXPECT_FALSE(ev.has_column("mmd_floor/ema_0.3"));
+  for (size_t r = 0; r < rec.train_table().rows(); ++r)
+    EXPECT_TRUE(same(col(rec.train_table(), r, "loss"), col(plain.train_table(), r, "loss"))) << r;
+  ASSERT_EQ(rec.generator_state().size(), plain.generator_state().size());
+  for (size_t i = 0; i < rec.generator_state().size(); ++i)
+    EXPECT_TRUE(torch::equal(rec.generator_state()[i].second, plain.generator_state()[i].second));
+}
+
 TEST(Train, ProfileLogsPhasesAndChangesNothingElse) {
   std::string with = kMlp;
   with.replace(with.find("[eval]"), 6, "profile = true\n[eval]");

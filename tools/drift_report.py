@@ -195,30 +195,36 @@ def md_cell(s):
     return str(s).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-ALPHA_COL_RE = re.compile(r"^final_(.+)/alpha_([^/]+)$")     # [eval] cfg_alphas columns
-PER_CLASS_RE = re.compile(r"^final_accuracy_[0-9]+(/alpha_.*)?$")  # per-class accuracies
+# Evaluation variants: the metrics again at each [eval] cfg_alphas value
+# ("<metric>/alpha_<a>") and with each [eval] ema_rates average ("<metric>/ema_<r>").
+VARIANT_COL_RE = re.compile(r"^final_(.+)/(alpha|ema)_([^/]+)$")
+VARIANT_CAPTIONS = {
+    "alpha": "Metrics at each evaluation guidance alpha ([eval] cfg_alphas; the table above is alpha = 1):",
+    "ema": "Metrics of each further EMA of the weights ([eval] ema_rates; the table above is [train] ema):",
+}
+PER_CLASS_RE = re.compile(r"^final_accuracy_[0-9]+(/(alpha|ema)_.*)?$")  # per-class accuracies
 
 
 def in_main_table(c):
-    """Per-alpha and per-class columns go to the guidance table / stay in the file."""
-    return not ALPHA_COL_RE.match(c) and not PER_CLASS_RE.match(c)
+    """Variant and per-class columns go to the variant tables / stay in the file."""
+    return not VARIANT_COL_RE.match(c) and not PER_CLASS_RE.match(c)
 
 
-def alpha_table(summary, keys):
-    """Markdown: one row per (cell, guidance alpha) with the metrics evaluated
-    at that alpha ([eval] cfg_alphas); None when there are none."""
+def variant_table(summary, keys, kind):
+    """Markdown: one row per (cell, value of `kind`: "alpha" or "ema") with the
+    metrics evaluated at that value; None when there are none."""
     by = {}
     for c in summary.columns:
-        m = ALPHA_COL_RE.match(c)
-        if m and not PER_CLASS_RE.match(c):
-            by.setdefault(m.group(1), {})[m.group(2)] = c
+        m = VARIANT_COL_RE.match(c)
+        if m and m.group(2) == kind and not PER_CLASS_RE.match(c):
+            by.setdefault(m.group(1), {})[m.group(3)] = c
     if not by:
         return None
     metrics = list(by)
     alphas = sorted({a for d in by.values() for a in d}, key=_tau_key)
-    header = ["cell"] + keys + ["alpha"] + metrics
+    header = ["cell"] + keys + [kind] + metrics
     lines = ["| " + " | ".join(md_cell(c) for c in header) + " |",
-             "|" + "|".join("---:" if c in ("cell", "alpha") or c in metrics else "---" for c in header) + "|"]
+             "|" + "|".join("---:" if c in ("cell", kind) or c in metrics else "---" for c in header) + "|"]
     for _, r in summary.iterrows():
         for a in alphas:
             vals = [f"{int(r['cell']):04d}"] + [fmt(r[k]) for k in keys] + [a]
@@ -630,12 +636,13 @@ def main(argv=None):
               + (f"; grid: {', '.join(keys)}" if keys else ""))
         print()
         print(markdown_table(f, summary, keys))
-        at = alpha_table(summary, keys)
-        if at:
-            print()
-            print("Metrics at each evaluation guidance alpha ([eval] cfg_alphas; the table above is alpha = 1):")
-            print()
-            print(at)
+        for kind, caption in VARIANT_CAPTIONS.items():
+            vt = variant_table(summary, keys, kind)
+            if vt:
+                print()
+                print(caption)
+                print()
+                print(vt)
 
         if args.no_plots:
             return 0

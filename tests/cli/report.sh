@@ -62,6 +62,29 @@ DRIFT_PYTHON=$py "$report" "$tmp/toy.h5" --no-plots > "$tmp/out3.txt"
 if grep -q '^wrote ' "$tmp/out3.txt"; then fail "--no-plots wrote plots"; fi
 grep -q '^| 0005 |' "$tmp/out3.txt" || fail "--no-plots printed no table"
 
+# --- evaluation variants: [eval] cfg_alphas and ema_rates columns get tables of their own
+"$py" - "$tmp/toy.h5" "$tmp/variants.h5" <<'EOF'
+import shutil, sys, h5py, numpy as np
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], "r+") as f:
+    s = f["summary"][()]
+    extra = [("final_mmd/alpha_2.0", 0.5), ("final_mmd/ema_0.9999", 0.25), ("final_energy/ema_0.9999", 0.125)]
+    t = np.zeros(len(s), dtype=[(n, s.dtype[n]) for n in s.dtype.names] + [(n, np.float64) for n, _ in extra])
+    for n in s.dtype.names:
+        t[n] = s[n]
+    for n, v in extra:
+        t[n] = v + np.arange(len(s))
+    del f["summary"]
+    f.create_dataset("summary", data=t)
+EOF
+DRIFT_PYTHON=$py "$report" "$tmp/variants.h5" --no-plots > "$tmp/out4.txt"
+header=$(grep -m1 '^| cell |' "$tmp/out4.txt")
+grep -q "/alpha_\|/ema_" <<< "$header" && fail "variant columns in the main table: $header"
+grep -q "^| cell | .*| alpha | mmd |$" "$tmp/out4.txt" || { cat "$tmp/out4.txt"; fail "no guidance table"; }
+grep -q "^| cell | .*| ema | mmd | energy |$" "$tmp/out4.txt" || { cat "$tmp/out4.txt"; fail "no EMA table"; }
+grep -qE "^\| 0003 \| .*\| 0.9999 \| 3.25 \| 3.125 \|$" "$tmp/out4.txt" || { cat "$tmp/out4.txt"; fail "EMA table: cell 3's row"; }
+grep -qE "^\| 0001 \| .*\| 2.0 \| 1.5 \|$" "$tmp/out4.txt" || { cat "$tmp/out4.txt"; fail "guidance table: cell 1's row"; }
+
 # --- errors: non-zero exit and one line naming the file ---------------------------
 expect_error() {  # expect_error WHAT FILE PATTERN [args...]
   local what=$1 file=$2 pattern=$3; shift 3

@@ -257,6 +257,13 @@ std::vector<SectionSchema> build_schema() {
                     "`<metric>/alpha_<a>`, and the last step's samples in `alpha_samples/<a>/` "
                     "(schemas/results.md). Empty: the default alpha = 1 only.")
            .positive(),
+       S::FloatList("ema_rates", {},
+                    "Further EMA decays kept beside `[train] ema` (the same warm-up) and "
+                    "evaluated at every evaluation, at the default alpha, as eval columns "
+                    "`<metric>/ema_<rate>`: EMA lengths compared on one training run, without "
+                    "seed noise. Training, samples and exported weights use `[train] ema`.")
+           .above(0)
+           .below(1),
        S::String("reference", "test",
                  "What image metrics compare with: `test`, the Fashion-MNIST test split (report "
                  "numbers), or `validation`, the last 10k training images, held out: the cell then "

@@ -407,6 +407,11 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
                                       .betas({tr.get_float("beta1"), tr.get_float("beta2")})
                                       .weight_decay(tr.get_float("weight_decay")));
   Ema ema(*generator);
+  // [eval] ema_rates: further averages of the same weights, evaluated beside.
+  const std::vector<double> extra_ema_rates = ev.get_float_list("ema_rates");
+  std::vector<Ema> extra_emas;
+  for (size_t i = 0; i < extra_ema_rates.size(); ++i) extra_emas.emplace_back(*generator);
+  auto extra_ema_name = [&](size_t i) { return "ema_" + format_param_value(ParamValue{extra_ema_rates[i]}); };
 
   const int64_t steps = tr.get_int("steps");
   const int64_t n_gen = tr.get_int("n_gen"), n_pos = tr.get_int("n_pos"), n_unc = tr.get_int("n_unc");
@@ -449,6 +454,9 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     for (const auto& kv : named_params) st.put("generator/" + kv.key(), kv.value());
     for (const auto& kv : generator->named_buffers()) st.put("generator/" + kv.key(), kv.value());
     for (size_t i = 0; i < named_params.size(); ++i) st.put("ema/" + named_params[i].key(), ema.shadow()[i]);
+    for (size_t e = 0; e < extra_emas.size(); ++e)
+      for (size_t i = 0; i < named_params.size(); ++i)
+        st.put(extra_ema_name(e) + "/" + named_params[i].key(), extra_emas[e].shadow()[i]);
     for (const auto& kv : named_params)
       if (auto* a = optimizer_state(kv.value())) {
         const std::string o = "optimizer/" + kv.key() + "/";
@@ -480,13 +488,19 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       if (auto s = copy_into("generator/" + kv.key(), kv.value()); !s.ok()) return s;
     for (const auto& kv : generator->named_buffers())
       if (auto s = copy_into("generator/" + kv.key(), kv.value()); !s.ok()) return s;
-    std::vector<torch::Tensor> shadow;
-    for (size_t i = 0; i < named_params.size(); ++i) {
-      torch::Tensor t = ema.shadow()[i].clone();
-      if (auto s = copy_into("ema/" + named_params[i].key(), t); !s.ok()) return s;
-      shadow.push_back(t);
-    }
-    ema.set_shadow(shadow);
+    auto restore_ema = [&](Ema& e, const std::string& prefix) -> absl::Status {
+      std::vector<torch::Tensor> shadow;
+      for (size_t i = 0; i < named_params.size(); ++i) {
+        torch::Tensor t = e.shadow()[i].clone();
+        if (auto s = copy_into(prefix + "/" + named_params[i].key(), t); !s.ok()) return s;
+        shadow.push_back(t);
+      }
+      e.set_shadow(shadow);
+      return absl::OkStatus();
+    };
+    if (auto s = restore_ema(ema, "ema"); !s.ok()) return s;
+    for (size_t e = 0; e < extra_emas.size(); ++e)
+      if (auto s = restore_ema(extra_emas[e], extra_ema_name(e)); !s.ok()) return s;
     for (const auto& kv : named_params) {
       const std::string o = "optimizer/" + kv.key() + "/";
       if (!st.has(o + "step")) continue;  // no gradient yet: no AdamW state
@@ -550,10 +564,11 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   const std::vector<double> eval_alphas =
       conditional ? ev.get_float_list("cfg_alphas") : std::vector<double>{};
 
-  // alpha <= 0: the generator's default (alpha = 1).
-  auto generate_eval = [&](double alpha = 0) {
+  // alpha <= 0: the generator's default (alpha = 1). `which`: the weights
+  // ([train] ema's average unless told).
+  auto generate_eval = [&](double alpha = 0, Ema* which = nullptr) {
     torch::NoGradGuard no_grad;
-    Ema::Scope use_ema(ema);
+    Ema::Scope use_ema(which ? *which : ema);
     generator->eval();
     GenerateRequest req;
     req.n = n_eval;
@@ -667,6 +682,13 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       for (const auto& [name, v] : metric_values(xa))
         if (!absl::EndsWith(name, "_floor")) log.values.emplace_back(name + suffix, v);
       if (step == steps) sink.on_alpha_samples(step, a, xa, real_a.labels);
+    }
+    // [eval] ema_rates: the same metrics with each further average of the
+    // weights, as "<metric>/ema_<rate>".
+    for (size_t e = 0; e < extra_emas.size(); ++e) {
+      const std::string suffix = "/" + extra_ema_name(e);
+      for (const auto& [name, v] : metric_values(generate_eval(0, &extra_emas[e])))
+        if (!absl::EndsWith(name, "_floor")) log.values.emplace_back(name + suffix, v);
     }
     sink.on_eval(log);
     return log;
@@ -962,6 +984,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     if (finite) {
       opt.step();
       ema.update(ema_decay(step, ema_rate));
+      for (size_t e = 0; e < extra_emas.size(); ++e) extra_emas[e].update(ema_decay(step, extra_ema_rates[e]));
     }
     lap(kPOptim);
     if (profile) {
