@@ -30,12 +30,11 @@
 #include "metrics/evaluator.hpp"
 #include "metrics/images.hpp"
 #include "metrics/lowdim.hpp"
-#include "policy/demo_dataset.hpp"
-#include "policy/rollout.hpp"
 #include "train/checkpoint.hpp"
 #include "train/ema.hpp"
 #include "train/feature_cache.hpp"
 #include "train/feature_log.hpp"
+#include "train/policy_eval.hpp"
 #include "train/pretrain_stage.hpp"
 #include "train/real_pool.hpp"
 #include "train/schedule.hpp"
@@ -594,84 +593,36 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     return v;
   };
   // Policies: closed-loop rollouts of the EMA generator on the demonstrations'
-  // task (policy/rollout.hpp), every evaluation from the same seeds.
-  auto* demos = observed ? dynamic_cast<policy::DemoDataset*>(&dataset) : nullptr;
-  std::unique_ptr<policy::Env> rollout_env;
-  policy::RolloutOptions rollout_opts;
-  if (demos && rank0 && ev.get_int("rollouts") > 0) {
-    if (demos->task().empty())
-      return fail(absl::InvalidArgumentError(absl::StrCat(
-          cfg.file, ": [eval] rollouts = ", ev.get_int("rollouts"),
-          " but the demonstrations do not name their task (/data attribute env); set [eval] rollouts = 0")));
-    auto env = policy::make_env(demos->task());
-    if (!env.ok()) return fail(env.status());
-    rollout_env = *std::move(env);
-    rollout_opts.episodes = ev.get_int("rollouts");
-    rollout_opts.seed = static_cast<uint64_t>(ev.get_int("rollout_seed"));
-    rollout_opts.obs_horizon = demos->obs_horizon();
-    rollout_opts.pred_horizon = demos->pred_horizon();
-    rollout_opts.action_horizon = ev.get_int("action_horizon");
-    if (rollout_opts.action_horizon > rollout_opts.pred_horizon)
-      return fail(absl::InvalidArgumentError(absl::StrCat(
-          cfg.file, ": [eval] action_horizon = ", rollout_opts.action_horizon,
-          " exceeds the dataset's pred_horizon = ", rollout_opts.pred_horizon)));
+  // task (train/policy_eval.hpp), every evaluation from the same seeds.
+  std::unique_ptr<PolicyEvaluator> policy_eval;
+  if (observed && rank0) {
+    auto pe = PolicyEvaluator::create(ev, dataset, cfg.file);
+    if (!pe.ok()) return fail(pe.status());
+    policy_eval = *std::move(pe);
   }
   std::string rollout_error;
   auto rollout_values = [&](int64_t step) {
-    std::vector<std::pair<std::string, double>> v;
-    torch::NoGradGuard no_grad;
     Ema::Scope use_ema(ema);
     generator->eval();
-    auto rng = cpu_rng(eval_noise_seed(seed) + 1);  // the same noise at every evaluation
-    // One generator call per chunk; the rollout's noise is not used (the
-    // generator draws its own from rng).
-    policy::PolicyFn fn = [&](const torch::Tensor& obs, const torch::Tensor&) {
-      GenerateRequest req;
-      req.n = obs.size(0);
-      req.device = device;
-      req.rng = rng;
-      req.cond = demos->to_cond(obs).to(device);
-      return demos->to_actions(generator->generate(req));
-    };
-    auto r = policy::rollout(*rollout_env, fn, rollout_opts);
+    CellSink::Rollouts paths;
+    auto v = policy_eval->evaluate(*generator, device, cpu_rng(eval_noise_seed(seed) + 1),  // same noise every time
+                                   step == steps ? &paths : nullptr);
     generator->train();
-    if (!r.ok()) {
-      rollout_error = std::string(r.status().message());
-      return v;
+    if (!v.ok()) {
+      rollout_error = std::string(v.status().message());
+      return std::vector<std::pair<std::string, double>>();
     }
-    const auto& spec = rollout_env->spec();
     if (step == steps) {
-      CellSink::Rollouts out;
-      out.step = step;
-      out.task = spec.name;
-      out.mode_names = spec.mode_names;
-      const int64_t E = static_cast<int64_t>(r->episodes.size());
-      int64_t T = 0;
-      for (const auto& e : r->episodes) T = std::max<int64_t>(T, e.positions.size(0));
-      out.positions = torch::full({E, T, 2}, std::numeric_limits<float>::quiet_NaN());
-      out.success = torch::empty({E}, torch::kLong);
-      out.mode = torch::empty({E}, torch::kLong);
-      for (int64_t i = 0; i < E; ++i) {
-        const auto& e = r->episodes[static_cast<size_t>(i)];
-        out.positions[i].narrow(0, 0, e.positions.size(0)).copy_(e.positions);
-        out.success[i] = e.success ? 1 : 0;
-        out.mode[i] = e.mode;
-      }
-      sink.on_rollouts(out);
+      paths.step = step;
+      sink.on_rollouts(paths);
     }
-    v.emplace_back("success", r->success_rate());
-    const auto shares = r->mode_shares(spec.mode_names.size());
-    for (size_t m = 0; m < spec.mode_names.size(); ++m)
-      v.emplace_back("mode_" + absl::StrReplaceAll(spec.mode_names[m], {{" ", "_"}}), shares[m]);
-    v.emplace_back("mode_undecided", shares.back());
-    v.emplace_back("ms_per_call", r->median_chunk_ms());
-    return v;
+    return *std::move(v);
   };
   auto evaluate = [&](int64_t step, const torch::Tensor& x) {
     EvalLog log;
     log.step = step;
     log.values = metric_values(x);
-    if (rollout_env)
+    if (policy_eval)
       for (auto& nv : rollout_values(step)) log.values.push_back(std::move(nv));
     // The same metrics at each [eval] cfg_alphas value, as "<metric>/alpha_<a>"
     // (floors do not depend on alpha: not repeated); the samples of the last
