@@ -35,7 +35,8 @@ METRICS = ["fid", "precision", "recall", "accuracy"]
 
 
 def collect(prefixes, split):
-    """{(solver, guidance): {nfe: {metric: [values over seeds], "cpu": [...]}}}"""
+    """{(training CPU-min, solver, guidance): {nfe: {metric: [values over seeds], "cpu": [...]}}}:
+    models trained for different budgets are kept apart (CPU-min to 0.5)."""
     out = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     pat = re.compile(r"_(euler|heun)_nfe(\d+)(?:_g([0-9.]+))?\." + split + r"\.json$")
     for prefix in prefixes:
@@ -49,7 +50,7 @@ def collect(prefixes, split):
                 train_cpu = float(f.attrs["train_cpu_time_s"])
             with open(path) as f:
                 met = json.load(f)["metrics"]
-            cell = out[(solver, g)][nfe]
+            cell = out[(round(train_cpu / 30) / 2, solver, g)][nfe]
             for k in METRICS:
                 cell[k].append(met[k])
             cell["cpu"].append(cpu)
@@ -104,7 +105,7 @@ def main():
     print("|---|---:|---:|---:|---:|---:|---:|")
     print(f"| drift `fmnist_best`, one step (4 seeds) | 1 | {fmt(DRIFT['fid'], 1)} | {fmt(DRIFT['precision'], 2)} "
           f"| {fmt(DRIFT['recall'], 2)} | {fmt(DRIFT['accuracy'], 3)} | {args.drift_cpu:.2f} |")
-    for (solver, g), rows in sorted(data.items()):
+    for (_, solver, g), rows in sorted(data.items()):
         name = f"flow matching ({budget(rows):.1f} CPU-min), {solver}" + ("" if g == 1.0 else f", guidance {g:g}")
         for nfe in sorted(rows):
             r = rows[nfe]
@@ -113,7 +114,7 @@ def main():
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in [(axes[0], "fid", "FID (test split) ↓"), (axes[1], "recall", "recall (test split) ↑")]:
-        for (solver, g), rows in sorted(data.items()):
+        for (_, solver, g), rows in sorted(data.items()):
             nfes = sorted(rows)
             vals = [np.asarray(rows[n][key]) for n in nfes]
             mean = np.array([v.mean() for v in vals])
