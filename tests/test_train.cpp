@@ -362,6 +362,29 @@ TEST(Train, FurtherEmaRatesAreEvaluatedBesideAndChangeNothingElse) {
   ASSERT_EQ(rec.generator_state().size(), plain.generator_state().size());
   for (size_t i = 0; i < rec.generator_state().size(); ++i)
     EXPECT_TRUE(torch::equal(rec.generator_state()[i].second, plain.generator_state()[i].second));
+  // The last step's samples of each average are kept (ema_samples/<rate>/,
+  // what drift-eval --ema scores): the same rate gives the default samples
+  // bit for bit, another rate others; none at earlier evaluations.
+  drift::test::ScratchDir dir("train-ema-rates");
+  ASSERT_TRUE(drift::train::write_cell_file(dir / "cell.h5", make_cfg(with), o, &rec, "").ok());
+  auto f = drift::io::H5File::open_read(dir / "cell.h5");
+  ASSERT_TRUE(f.ok()) << f.status();
+  auto read = [&](const std::string& name) {
+    auto t = f->read(name);
+    EXPECT_TRUE(t.ok()) << name << ": " << t.status();
+    return t.ok() ? *t : torch::Tensor();
+  };
+  const torch::Tensor main = read("cell/samples/0000000012");
+  const torch::Tensor same_rate = read("cell/ema_samples/0.999/0000000012");
+  const torch::Tensor other_rate = read("cell/ema_samples/0.3/0000000012");
+  ASSERT_TRUE(main.defined() && same_rate.defined() && other_rate.defined());
+  EXPECT_TRUE(torch::equal(same_rate, main));
+  EXPECT_EQ(other_rate.sizes(), main.sizes());
+  EXPECT_FALSE(torch::equal(other_rate, main));
+  EXPECT_FALSE(f->exists("cell/ema_samples/0.3/0000000006"));
+  auto names = f->list("cell/ema_samples");
+  ASSERT_TRUE(names.ok()) << names.status();
+  EXPECT_EQ(*names, (std::vector<std::string>{"0.3", "0.999"}));
 }
 
 TEST(Train, ProfileLogsPhasesAndChangesNothingElse) {

@@ -19,9 +19,11 @@ into --out) and prints their paths:
                       image data ([n, 1 or 3, H, W] samples) only: the last
                       step's samples of each cell as a grid, one row per class
                       (10 classes x 10 samples; without labels the first 100)
-  <name>_cell<id>_grid_alpha<a>.png
+  <name>_cell<id>_grid_alpha<a>.png, <name>_cell<id>_grid_ema<r>.png
                       the same for the samples generated at guidance alpha = a
-                      ([eval] cfg_alphas: /cells/<id>/alpha_samples/<a>)
+                      ([eval] cfg_alphas: /cells/<id>/alpha_samples/<a>) and
+                      with the further weight average of rate r ([eval]
+                      ema_rates: /cells/<id>/ema_samples/<r>)
   <name>_rollouts.png policies only: the last evaluation's closed-loop paths of
                       each cell (/cells/<id>/rollouts), coloured by mode,
                       failures dashed (at most 8 cells, 60 episodes each)
@@ -366,7 +368,7 @@ def write_grid(ds, labels_ds, path):
 
 
 def plot_image_grids(f, summary, out, name):
-    """One PNG grid per cell (and per guidance alpha) with image samples; returns the paths."""
+    """One PNG grid per cell (and per guidance alpha and further EMA) with image samples; returns the paths."""
     import h5py
     written = []
     for _, r in summary.iterrows():
@@ -380,15 +382,17 @@ def plot_image_grids(f, summary, out, name):
         p = os.path.join(out, f"{name}_cell{cell:04d}_grid.png")
         write_grid(ds, lab, p)
         written.append(p)
-        alphas = g.get("alpha_samples")
-        if isinstance(alphas, h5py.Group):
-            for a, ag in sorted(alphas.items(), key=lambda kv: _tau_key(kv[0])):
+        for kind in ("alpha", "ema"):  # <kind>_samples/<value>/<step>
+            variants = g.get(f"{kind}_samples")
+            if not isinstance(variants, h5py.Group):
+                continue
+            for a, ag in sorted(variants.items(), key=lambda kv: _tau_key(kv[0])):
                 if not isinstance(ag, h5py.Group):
                     continue
                 names = sorted(k for k in ag if not k.endswith("_labels") and is_image(ag[k]))
                 if not names:
                     continue
-                p = os.path.join(out, f"{name}_cell{cell:04d}_grid_alpha{a}.png")
+                p = os.path.join(out, f"{name}_cell{cell:04d}_grid_{kind}{a}.png")
                 write_grid(ag[names[-1]], ag.get(names[-1] + "_labels"), p)
                 written.append(p)
     return written

@@ -1,8 +1,8 @@
 // drift-eval: image metrics of generated Fashion-MNIST samples under the fixed
 // evaluator (metrics/evaluator.hpp, docs/guide/evaluator.md), with their floors.
 //
-//   drift-eval SAMPLES.h5 [--cell ID] [--step STEP] [--alpha A] [--metrics LIST] [--k K]
-//              [--json OUT.json] [--seed N] [--evaluator PATH] [--inception FILE]
+//   drift-eval SAMPLES.h5 [--cell ID] [--step STEP] [--alpha A | --ema R] [--metrics LIST]
+//              [--k K] [--json OUT.json] [--seed N] [--evaluator PATH] [--inception FILE]
 //              [--n-ref N] [--data-dir DIR] [--reference test|validation]
 //
 // SAMPLES.h5 is a plain HDF5 file with `samples` [N, 1, 32, 32] (float in
@@ -10,7 +10,9 @@
 // (schemas/results.md): an experiment file (`cells/<id>/...`, --cell picks the
 // cell; needed when there are several) or a cell file (`cell/...`). There the
 // samples of the last step are used (--step picks another), or those generated
-// at guidance --alpha A (`alpha_samples/<A>/<step>`). The input is only read.
+// at guidance --alpha A (`alpha_samples/<A>/<step>`, [eval] cfg_alphas) or
+// with the further weight average of rate --ema R (`ema_samples/<R>/<step>`,
+// [eval] ema_rates). The input is only read.
 //
 // Prints a table of each metric and its floor; --json also writes them to a
 // file (atomically). Any error: one line on stderr naming the file or dataset
@@ -43,14 +45,15 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: drift-eval SAMPLES.h5 [--cell ID] [--step STEP] [--alpha A] [--metrics LIST] [--k K]\n"
-    "                  [--json OUT.json] [--seed N] [--evaluator PATH] [--inception FILE]\n"
+    "usage: drift-eval SAMPLES.h5 [--cell ID] [--step STEP] [--alpha A | --ema R] [--metrics LIST]\n"
+    "                  [--k K] [--json OUT.json] [--seed N] [--evaluator PATH] [--inception FILE]\n"
     "                  [--n-ref N] [--data-dir DIR] [--reference test|validation]\n"
     "Image metrics of generated Fashion-MNIST samples [N, 1, 32, 32] under the fixed evaluator:\n"
     "fid, precision, recall (k-NN manifolds, --k 3), accuracy (per class; needs labels), is,\n"
     "each with its floor (N real training images against the test split). SAMPLES.h5: datasets\n"
     "`samples` and optional `labels`, or a drift-run results file (--cell ID, --step STEP,\n"
-    "--alpha A select the samples; default: the only cell, the last step). --inception FILE adds\n"
+    "--alpha A select the samples; --ema R those of the weight average of rate R, [eval]\n"
+    "ema_rates; default: the only cell, the last step). --inception FILE adds\n"
     "fid_inception (standard FID with a TorchScript Inception network; slow on a CPU).\n"
     "--metrics default: fid,precision,recall,accuracy,is. --seed picks the floor's training\n"
     "images (default 0). --n-ref uses the first N test images as the reference (default all).\n"
@@ -64,7 +67,7 @@ struct UsageError : std::runtime_error {
 struct Options {
   std::string in, json, evaluator, inception, data_dir = drift::data::kFashionMnistDir;
   std::string reference = "test";
-  std::optional<std::string> cell, alpha;
+  std::optional<std::string> cell, alpha, ema;
   std::optional<int64_t> step;
   std::vector<std::string> metrics = drift::metrics::image_metric_names();
   int64_t k = 3, seed = 0, n_ref = 0;
@@ -88,6 +91,7 @@ Options parse(int argc, char** argv) {
     int64_t n;
     if (a == "--cell") o.cell = v;
     else if (a == "--alpha") o.alpha = v;
+    else if (a == "--ema") o.ema = v;
     else if (a == "--json") o.json = v;
     else if (a == "--evaluator") o.evaluator = v;
     else if (a == "--inception") o.inception = v;
@@ -107,6 +111,8 @@ Options parse(int argc, char** argv) {
       throw UsageError(absl::StrCat("unknown option or bad value '", a, " ", v, "'"));
     }
   }
+  if (o.alpha && o.ema)
+    throw UsageError("--alpha and --ema: a run records the further weight averages at alpha = 1 only; give one");
   if (positional.size() != 1)
     throw UsageError(absl::StrCat("expected one SAMPLES.h5, got ", positional.size(), " file arguments"));
   o.in = positional[0];
@@ -144,20 +150,24 @@ absl::StatusOr<std::string> cell_group(const drift::io::H5File& f, const Options
   return drift::io::select_results_cell(f, o.cell);
 }
 
-// The group of the cell's samples at guidance --alpha A: `<cell>/samples` for
-// the generator's default alpha = 1 (or no --alpha), else the recorded
-// `<cell>/alpha_samples/<a>` whose value is A, so "2", "2.0" and "2.00" all
-// name alpha_samples/2.0. An alpha that was not recorded is an error that
-// lists the recorded ones.
-absl::StatusOr<std::string> samples_group(const drift::io::H5File& f, const std::string& cell,
-                                          const std::optional<std::string>& alpha) {
-  if (!alpha) return absl::StrCat(cell, "/samples");
+// The group of the cell's samples: `<cell>/samples` by default, at guidance
+// --alpha A the recorded `<cell>/alpha_samples/<a>` whose value is A (alpha =
+// 1 is the default samples), with --ema R `<cell>/ema_samples/<r>`. Values
+// compare as numbers, so "2", "2.0" and "2.00" all name alpha_samples/2.0. A
+// value that was not recorded is an error that lists the recorded ones.
+absl::StatusOr<std::string> samples_group(const drift::io::H5File& f, const std::string& cell, const Options& o) {
+  if (!o.alpha && !o.ema) return absl::StrCat(cell, "/samples");
+  const bool is_alpha = o.alpha.has_value();
+  const std::string kind = is_alpha ? "alpha" : "ema", given = is_alpha ? *o.alpha : *o.ema;
   double a;
-  if (!absl::SimpleAtod(*alpha, &a) || !(a > 0))
-    return error(absl::StrCat("--alpha '", *alpha, "': expected a number > 0"));
-  if (a == 1.0) return absl::StrCat(cell, "/samples");
-  const std::string root = absl::StrCat(cell, "/alpha_samples");
+  if (is_alpha && (!absl::SimpleAtod(given, &a) || !(a > 0)))
+    return error(absl::StrCat("--alpha '", given, "': expected a number > 0"));
+  if (!is_alpha && (!absl::SimpleAtod(given, &a) || !(a > 0 && a < 1)))
+    return error(absl::StrCat("--ema '", given, "': expected a decay rate in (0, 1)"));
+  if (is_alpha && a == 1.0) return absl::StrCat(cell, "/samples");
+  const std::string root = absl::StrCat(cell, "/", kind, "_samples");
   std::vector<std::string> recorded;
+  if (is_alpha) recorded.push_back("1");
   if (f.is_group(root)) {
     auto names = f.list(root);
     if (!names.ok()) return names.status();
@@ -168,9 +178,9 @@ absl::StatusOr<std::string> samples_group(const drift::io::H5File& f, const std:
       recorded.push_back(n);
     }
   }
-  return error(absl::StrCat(f.path(), ": ", cell, " has no samples at alpha ", *alpha, " (recorded: 1",
-                            recorded.empty() ? "" : ", ", absl::StrJoin(recorded, ", "),
-                            "; others need [eval] cfg_alphas)"));
+  return error(absl::StrCat(f.path(), ": ", cell, " has no samples ", is_alpha ? "at alpha " : "with ema ", given,
+                            " (recorded: ", recorded.empty() ? "none" : absl::StrJoin(recorded, ", "),
+                            is_alpha ? "; others need [eval] cfg_alphas)" : "; others need [eval] ema_rates)"));
 }
 
 absl::StatusOr<Samples> read_samples(const drift::io::H5File& f, const Options& o) {
@@ -179,13 +189,14 @@ absl::StatusOr<Samples> read_samples(const drift::io::H5File& f, const Options& 
   Samples s;
   std::string labels_name;
   if (g->empty()) {
-    if (o.step || o.alpha) return error(absl::StrCat(f.path(), ": --step/--alpha need a drift-run results file"));
+    if (o.step || o.alpha || o.ema)
+      return error(absl::StrCat(f.path(), ": --step/--alpha/--ema need a drift-run results file"));
     s.dataset = "samples";
     labels_name = "labels";
   } else {
-    auto alpha_dir = samples_group(f, *g, o.alpha);
-    if (!alpha_dir.ok()) return alpha_dir.status();
-    const std::string dir = *alpha_dir;
+    auto variant_dir = samples_group(f, *g, o);
+    if (!variant_dir.ok()) return variant_dir.status();
+    const std::string dir = *variant_dir;
     if (!f.is_group(dir)) return error(absl::StrCat(f.path(), ": no group '", dir, "' (the cell recorded no samples)"));
     auto names = f.list(dir);
     if (!names.ok()) return names.status();

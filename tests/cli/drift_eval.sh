@@ -36,7 +36,8 @@ with h5py.File(f"{d}/badlabels.h5", "w") as f:
 with h5py.File(f"{d}/empty.h5", "w") as f:
     f["other"] = np.zeros(3)
 # A results file in the layout of schemas/results.md: two cells, samples at
-# steps 10 and 20, guidance samples at alpha 1.5; /summary for drift-report.
+# steps 10 and 20, guidance samples at alpha 1.5, cell 0 also the samples of
+# a further weight average (ema 0.999); /summary for drift-report.
 with h5py.File(f"{d}/run.h5", "w") as f:
     for c in range(2):
         g = f.create_group(f"cells/{c:04d}")
@@ -48,6 +49,10 @@ with h5py.File(f"{d}/run.h5", "w") as f:
         a = g.create_dataset(f"alpha_samples/1.5/{20:010d}", data=noise * 0.25)
         a.attrs["step"] = 20
         g[f"alpha_samples/1.5/{20:010d}_labels"] = labels
+        if c == 0:
+            e = g.create_dataset(f"ema_samples/0.999/{20:010d}", data=noise * 0.75)
+            e.attrs["step"] = 20
+            g[f"ema_samples/0.999/{20:010d}_labels"] = labels
     st = h5py.string_dtype()
     cols = [("cell", "<i8"), ("status", st), ("final_fid", "<f8"), ("final_fid_floor", "<f8"),
             ("final_accuracy_3", "<f8"), ("final_fid/alpha_1.5", "<f8"), ("final_fid/alpha_2.0", "<f8")]
@@ -97,15 +102,20 @@ grep -q "cells/0000/alpha_samples/1.5/0000000020" "$tmp/out.txt" || fail "--alph
 grep -q "cells/0000/alpha_samples/1.5/0000000020" "$tmp/out.txt" || fail "--alpha 1.50 did not find alpha_samples/1.5"
 "$eval_bin" "$tmp/run.h5" --cell 0 --alpha 1 --metrics fid > "$tmp/out.txt" || fail "--alpha 1"
 grep -q "cells/0000/samples/0000000020" "$tmp/out.txt" || fail "--alpha 1 did not take the default samples: $(head -1 "$tmp/out.txt")"
+# --ema R: the samples of that further weight average, a rate compared as a number.
+"$eval_bin" "$tmp/run.h5" --cell 0 --ema 0.9990 --metrics fid > "$tmp/out.txt" || fail "--ema 0.9990"
+grep -q "cells/0000/ema_samples/0.999/0000000020" "$tmp/out.txt" || fail "--ema 0.9990 did not find ema_samples/0.999: $(head -1 "$tmp/out.txt")"
+rc=0; "$eval_bin" "$tmp/run.h5" --cell 0 --ema 0.999 --alpha 1.5 > /dev/null 2> "$tmp/err.txt" || rc=$?
+[ "$rc" = 2 ] && grep -q "^drift-eval: --alpha and --ema" "$tmp/err.txt" || fail "--alpha with --ema: exit $rc, $(cat "$tmp/err.txt")"
 
-# --- drift-report: one grid per cell and per alpha ------------------------------------
+# --- drift-report: one grid per cell, per alpha and per further EMA --------------------
 DRIFT_PYTHON=$py "$DRIFT_SOURCE_DIR/tools/drift-report" "$tmp/run.h5" --out "$tmp/plots" > "$tmp/rep.txt" 2>&1 \
   || { cat "$tmp/rep.txt"; fail "drift-report on image results"; }
 grep -q "^| cell | status | final_fid | final_fid_floor |" "$tmp/rep.txt" || { cat "$tmp/rep.txt"; fail "no main table"; }
 if grep "^| cell | status" "$tmp/rep.txt" | grep -qE "accuracy_3|alpha"; then fail "per-class / per-alpha columns in the main table"; fi
 grep -q "^| cell | alpha | fid |" "$tmp/rep.txt" || { cat "$tmp/rep.txt"; fail "no guidance table"; }
 grep -q "^| 0001 | 2.0 | 20.12 |" "$tmp/rep.txt" || { cat "$tmp/rep.txt"; fail "guidance table lacks cell 1 at alpha 2.0"; }
-for p in run_cell0000_grid run_cell0001_grid run_cell0000_grid_alpha1.5; do
+for p in run_cell0000_grid run_cell0001_grid run_cell0000_grid_alpha1.5 run_cell0000_grid_ema0.999; do
   png=$tmp/plots/$p.png
   grep -qx "wrote $png" "$tmp/rep.txt" || { cat "$tmp/rep.txt"; fail "drift-report did not write $png"; }
   [ "$(head -c 8 "$png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "$png is not a PNG"
@@ -133,6 +143,10 @@ expect_error "run.h5: 2 cells (0000, 0001): choose one with --cell ID" "$tmp/run
 expect_error "run.h5: no cell '7'" "$tmp/run.h5" --cell 7
 expect_error "run.h5: cells/0000 has no samples at alpha 2.0 (recorded: 1, 1.5; others need \[eval\] cfg_alphas)" "$tmp/run.h5" --cell 0 --alpha 2.0
 expect_error "--alpha 'two': expected a number > 0" "$tmp/run.h5" --cell 0 --alpha two
+expect_error "run.h5: cells/0000 has no samples with ema 0.5 (recorded: 0.999; others need \[eval\] ema_rates)" "$tmp/run.h5" --cell 0 --ema 0.5
+expect_error "run.h5: cells/0001 has no samples with ema 0.999 (recorded: none; others need \[eval\] ema_rates)" "$tmp/run.h5" --cell 1 --ema 0.999
+expect_error "--ema '1.5': expected a decay rate in (0, 1)" "$tmp/run.h5" --cell 0 --ema 1.5
+expect_error "plain.h5: --step/--alpha/--ema need a drift-run results file" "$tmp/plain.h5" --ema 0.999
 expect_error "is the input file" "$tmp/plain.h5" --json "$tmp/plain.h5"
 [ "$(sha256sum "$tmp/plain.h5" | cut -d' ' -f1)" = "$sum_before" ] || fail "--json onto the input changed it"
 echo "not hdf5" > "$tmp/text.h5"

@@ -260,8 +260,9 @@ std::vector<SectionSchema> build_schema() {
        S::FloatList("ema_rates", {},
                     "Further EMA decays kept beside `[train] ema` (the same warm-up) and "
                     "evaluated at every evaluation, at the default alpha, as eval columns "
-                    "`<metric>/ema_<rate>`: EMA lengths compared on one training run, without "
-                    "seed noise. Training, samples and exported weights use `[train] ema`.")
+                    "`<metric>/ema_<rate>`, and the last step's samples in `ema_samples/<rate>/` "
+                    "(`drift-eval --ema`): EMA lengths compared on one training run, without "
+                    "seed noise. Training, the default samples and exported weights use `[train] ema`.")
            .above(0)
            .below(1),
        S::String("reference", "test",

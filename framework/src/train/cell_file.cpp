@@ -90,15 +90,16 @@ absl::Status write_cell_group(io::H5File& f, const std::string& g, const config:
           if (auto s = f.write(name + "_labels", xl.second); !s.ok()) return s;
       }
     }
-    // alpha_samples/<alpha>/<step> (and <step>_labels): [eval] cfg_alphas.
-    for (const auto& a : rec->alpha_samples_) {
-      const std::string dir = absl::StrCat(g, "/alpha_samples/", format_param_value(ParamValue{a.alpha}));
+    // <kind>_samples/<value>/<step> (and <step>_labels): alpha_samples for
+    // [eval] cfg_alphas, ema_samples for [eval] ema_rates; attribute <kind>.
+    for (const auto& a : rec->variant_samples_) {
+      const std::string dir = absl::StrCat(g, "/", a.kind, "_samples/", format_param_value(ParamValue{a.value}));
       if (auto s = f.create_group(dir); !s.ok()) return s;
-      if (auto s = f.set_attr(dir, "alpha", a.alpha); !s.ok()) return s;
+      if (auto s = f.set_attr(dir, a.kind, a.value); !s.ok()) return s;
       const std::string name = absl::StrFormat("%s/%010d", dir, a.step);
       if (auto s = f.write(name, a.x); !s.ok()) return s;
       if (auto s = f.set_attr(name, "step", a.step); !s.ok()) return s;
-      if (auto s = f.set_attr(name, "alpha", a.alpha); !s.ok()) return s;
+      if (auto s = f.set_attr(name, a.kind, a.value); !s.ok()) return s;
       if (a.labels.defined())
         if (auto s = f.write(name + "_labels", a.labels); !s.ok()) return s;
     }

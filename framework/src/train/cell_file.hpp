@@ -20,9 +20,9 @@ class CellRecorder : public CellSink {
   void on_step(const StepLog& log) override;
   void on_eval(const EvalLog& log) override;
   void on_samples(int64_t step, const torch::Tensor& x, const torch::Tensor& labels) override;
-  void on_alpha_samples(int64_t step, double alpha, const torch::Tensor& x,
-                        const torch::Tensor& labels) override {
-    alpha_samples_.push_back({step, alpha, x.detach().to(torch::kCPU, torch::kFloat32), labels});
+  void on_variant_samples(int64_t step, const std::string& kind, double value, const torch::Tensor& x,
+                          const torch::Tensor& labels) override {
+    variant_samples_.push_back({step, kind, value, x.detach().to(torch::kCPU, torch::kFloat32), labels});
   }
   void on_features(const FeatureLog& log) override { features_.push_back(log); }
   void on_generator_state(const std::vector<std::pair<std::string, torch::Tensor>>& state) override {
@@ -47,12 +47,13 @@ class CellRecorder : public CellSink {
   io::Table train_, eval_;
   std::vector<std::pair<int64_t, std::pair<torch::Tensor, torch::Tensor>>> samples_;
   torch::Tensor real_;
-  struct AlphaSamples {
+  struct VariantSamples {
     int64_t step;
-    double alpha;
+    std::string kind;  // "alpha", "ema"
+    double value;
     torch::Tensor x, labels;
   };
-  std::vector<AlphaSamples> alpha_samples_;
+  std::vector<VariantSamples> variant_samples_;
   std::vector<FeatureLog> features_;
   std::vector<std::pair<std::string, torch::Tensor>> generator_;
   Rollouts rollouts_;  // positions undefined: none

@@ -405,18 +405,25 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
   torch::optim::AdamW opt(params, torch::optim::AdamWOptions(base_lr)
                                       .betas({tr.get_float("beta1"), tr.get_float("beta2")})
                                       .weight_decay(tr.get_float("weight_decay")));
-  Ema ema(*generator);
-  // [eval] ema_rates: further averages of the same weights, evaluated beside.
-  const std::vector<double> extra_ema_rates = ev.get_float_list("ema_rates");
-  std::vector<Ema> extra_emas;
-  for (size_t i = 0; i < extra_ema_rates.size(); ++i) extra_emas.emplace_back(*generator);
-  auto extra_ema_name = [&](size_t i) { return "ema_" + format_param_value(ParamValue{extra_ema_rates[i]}); };
+  // The weight averages, each checkpointed under its name: [train] ema first
+  // (samples, exported weights, the plain eval columns), then each [eval]
+  // ema_rates one, evaluated beside as "<metric>/ema_<rate>".
+  struct Average {
+    std::string name;
+    double rate;
+    Ema ema;
+  };
+  std::vector<Average> averages;
+  averages.push_back({"ema", tr.get_float("ema"), Ema(*generator)});
+  for (double r : ev.get_float_list("ema_rates"))
+    averages.push_back({"ema_" + format_param_value(ParamValue{r}), r, Ema(*generator)});
+  Ema& ema = averages.front().ema;  // the vector is complete: the reference stays valid
 
   const int64_t steps = tr.get_int("steps");
   const int64_t n_gen = tr.get_int("n_gen"), n_pos = tr.get_int("n_pos"), n_unc = tr.get_int("n_unc");
   const int64_t warmup = tr.get_int("warmup");
   const std::string schedule = tr.get_string("lr_schedule");
-  const double grad_clip = tr.get_float("grad_clip"), ema_rate = tr.get_float("ema");
+  const double grad_clip = tr.get_float("grad_clip");
   const double runaway_factor = tr.get_float("runaway_factor");
   const int64_t eval_every = tr.get_int("eval_every"), log_every = tr.get_int("log_every");
   const int64_t sample_every = tr.get_int("sample_every");
@@ -452,10 +459,8 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     st.pretrain_time_s = outcome.pretrain_time_s;
     for (const auto& kv : named_params) st.put("generator/" + kv.key(), kv.value());
     for (const auto& kv : generator->named_buffers()) st.put("generator/" + kv.key(), kv.value());
-    for (size_t i = 0; i < named_params.size(); ++i) st.put("ema/" + named_params[i].key(), ema.shadow()[i]);
-    for (size_t e = 0; e < extra_emas.size(); ++e)
-      for (size_t i = 0; i < named_params.size(); ++i)
-        st.put(extra_ema_name(e) + "/" + named_params[i].key(), extra_emas[e].shadow()[i]);
+    for (const auto& a : averages)
+      for (size_t i = 0; i < named_params.size(); ++i) st.put(a.name + "/" + named_params[i].key(), a.ema.shadow()[i]);
     for (const auto& kv : named_params)
       if (auto* a = optimizer_state(kv.value())) {
         const std::string o = "optimizer/" + kv.key() + "/";
@@ -497,9 +502,8 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       e.set_shadow(shadow);
       return absl::OkStatus();
     };
-    if (auto s = restore_ema(ema, "ema"); !s.ok()) return s;
-    for (size_t e = 0; e < extra_emas.size(); ++e)
-      if (auto s = restore_ema(extra_emas[e], extra_ema_name(e)); !s.ok()) return s;
+    for (auto& a : averages)
+      if (auto s = restore_ema(a.ema, a.name); !s.ok()) return s;
     for (const auto& kv : named_params) {
       const std::string o = "optimizer/" + kv.key() + "/";
       if (!st.has(o + "step")) continue;  // no gradient yet: no AdamW state
@@ -632,14 +636,16 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
       const std::string suffix = "/alpha_" + format_param_value(ParamValue{a});
       for (const auto& [name, v] : metric_values(xa))
         if (!absl::EndsWith(name, "_floor")) log.values.emplace_back(name + suffix, v);
-      if (step == steps) sink.on_alpha_samples(step, a, xa, real_a.labels);
+      if (step == steps) sink.on_variant_samples(step, "alpha", a, xa, real_a.labels);
     }
     // [eval] ema_rates: the same metrics with each further average of the
-    // weights, as "<metric>/ema_<rate>".
-    for (size_t e = 0; e < extra_emas.size(); ++e) {
-      const std::string suffix = "/" + extra_ema_name(e);
-      for (const auto& [name, v] : metric_values(generate_eval(0, &extra_emas[e])))
-        if (!absl::EndsWith(name, "_floor")) log.values.emplace_back(name + suffix, v);
+    // weights, as "<metric>/ema_<rate>"; the samples of the last step are kept
+    // per rate.
+    for (size_t e = 1; e < averages.size(); ++e) {
+      auto xe = generate_eval(0, &averages[e].ema);
+      for (const auto& [name, v] : metric_values(xe))
+        if (!absl::EndsWith(name, "_floor")) log.values.emplace_back(name + "/" + averages[e].name, v);
+      if (step == steps) sink.on_variant_samples(step, "ema", averages[e].rate, xe, real_a.labels);
     }
     sink.on_eval(log);
     return log;
@@ -934,8 +940,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     const bool finite = std::isfinite(log.loss) && all_finite(log.m_tau);
     if (finite) {
       opt.step();
-      ema.update(ema_decay(step, ema_rate));
-      for (size_t e = 0; e < extra_emas.size(); ++e) extra_emas[e].update(ema_decay(step, extra_ema_rates[e]));
+      for (auto& a : averages) a.ema.update(ema_decay(step, a.rate));
     }
     lap(kPOptim);
     if (profile) {

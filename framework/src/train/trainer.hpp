@@ -68,9 +68,12 @@ class CellSink {
   virtual void on_eval(const EvalLog& log) = 0;
   virtual void on_features(const FeatureLog& /*log*/) {}
   virtual void on_samples(int64_t step, const torch::Tensor& x, const torch::Tensor& labels) = 0;
-  // Samples generated at guidance `alpha` ([eval] cfg_alphas), after the last step.
-  virtual void on_alpha_samples(int64_t /*step*/, double /*alpha*/, const torch::Tensor& /*x*/,
-                                const torch::Tensor& /*labels*/) {}
+  // Samples of a variant of the default evaluation, generated after the last
+  // step with the same noise and labels: `kind` "alpha" (guidance `value`,
+  // [eval] cfg_alphas) or "ema" (the further weight average of rate `value`,
+  // [eval] ema_rates). Stored as `<kind>_samples/<value>/<step>`.
+  virtual void on_variant_samples(int64_t /*step*/, const std::string& /*kind*/, double /*value*/,
+                                  const torch::Tensor& /*x*/, const torch::Tensor& /*labels*/) {}
   // The trained generator's EMA parameters and buffers (name -> CPU tensor),
   // once, after the last step of a cell that finished: what drift-export reads.
   virtual void on_generator_state(const std::vector<std::pair<std::string, torch::Tensor>>& /*state*/) {}
