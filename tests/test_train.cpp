@@ -387,6 +387,27 @@ TEST(Train, FurtherEmaRatesAreEvaluatedBesideAndChangeNothingElse) {
   EXPECT_EQ(*names, (std::vector<std::string>{"0.3", "0.999"}));
 }
 
+// Evaluations draw their own noise: how often a cell evaluates (and records
+// samples) leaves its training, and so its final weights, bit for bit the same.
+TEST(Train, EvaluatingMoreOftenChangesNothingInTraining) {
+  std::string rare = kMlp;
+  rare.replace(rare.find("eval_every = 6"), 14, "eval_every = 0");
+  rare.replace(rare.find("sample_every = 6"), 16, "sample_every = 0");
+  drift::train::CellRecorder often, once;
+  ASSERT_EQ(drift::train::train_cell(make_cfg(kMlp), drift::test::default_registry(), often).status, "done");
+  ASSERT_EQ(drift::train::train_cell(make_cfg(rare), drift::test::default_registry(), once).status, "done");
+  ASSERT_EQ(often.eval_table().rows(), 2u);
+  ASSERT_EQ(once.eval_table().rows(), 1u);
+  auto same = [](double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; };
+  ASSERT_EQ(often.train_table().rows(), once.train_table().rows());
+  for (size_t r = 0; r < once.train_table().rows(); ++r)
+    EXPECT_TRUE(same(col(often.train_table(), r, "loss"), col(once.train_table(), r, "loss"))) << r;
+  EXPECT_TRUE(same(col(often.eval_table(), 1, "mmd"), col(once.eval_table(), 0, "mmd")));
+  ASSERT_EQ(often.generator_state().size(), once.generator_state().size());
+  for (size_t i = 0; i < once.generator_state().size(); ++i)
+    EXPECT_TRUE(torch::equal(often.generator_state()[i].second, once.generator_state()[i].second));
+}
+
 TEST(Train, ProfileLogsPhasesAndChangesNothingElse) {
   std::string with = kMlp;
   with.replace(with.find("[eval]"), 6, "profile = true\n[eval]");
