@@ -93,11 +93,32 @@ TEST(Encoders, RandomResNetFeatureSetsPerSubset) {
   EXPECT_EQ(by_name(only->encode(torch::randn({1, 2, 1, 16, 16}))).count("s1.loc"), 0u);
   absl::Status err;
   make("random_resnet", with(kSmall, "maps", std::vector<std::string>{"s3"}), {1, 16, 16}, &err);
-  EXPECT_NE(err.message().find("no feature map \"s3\"; this encoder has s1, s2b2, s2"),
+  EXPECT_NE(err.message().find("no feature map \"s3\"; this encoder has s0, s1, s2b2, s2"),
             std::string::npos)
       << err;
   make("random_resnet", {}, {2}, &err);
   EXPECT_NE(err.message().find("needs image samples"), std::string::npos) << err;
+}
+
+TEST(Encoders, RandomResNetStemMapOnlyWhenNamed) {
+  // s0 is the stem's output: full resolution (16x16 locations), widths[0] = 8
+  // channels, after a ReLU. The default (all maps) leaves it out.
+  auto all = make("random_resnet", kSmall);
+  ASSERT_TRUE(all);
+  auto x = torch::randn({2, 3, 1, 16, 16});
+  auto f_all = by_name(all->encode(x));
+  for (const auto& [name, v] : f_all) EXPECT_NE(name.rfind("s0.", 0), 0u) << name;
+  auto with_s0 = make("random_resnet", with(kSmall, "maps", std::vector<std::string>{"s0", "s1"}));
+  ASSERT_TRUE(with_s0);
+  auto f = by_name(with_s0->encode(x));
+  EXPECT_EQ(f.size(), 2 + 7 + 7);  // raw, x2; s0 and s1 with (a)-(d) each
+  EXPECT_EQ(f["s0.loc"].sizes(), (std::vector<int64_t>{2, 256, 3, 8}));
+  EXPECT_EQ(f["s0.p2.mean"].sizes(), (std::vector<int64_t>{2, 64, 3, 8}));
+  EXPECT_EQ(f["s0.p4.std"].sizes(), (std::vector<int64_t>{2, 16, 3, 8}));
+  EXPECT_GE(f["s0.loc"].min().item<float>(), 0.0f);
+  EXPECT_GT(f["s0.loc"].max().item<float>(), 0.0f);
+  // The stage maps are the same with or without s0 (same weights, same input).
+  EXPECT_TRUE(torch::equal(f["s1.loc"], f_all["s1.loc"]));
 }
 
 TEST(Encoders, RandomResNetDeterministicGivenSeedAndLeavesGlobalRngAlone) {

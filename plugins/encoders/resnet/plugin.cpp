@@ -2,7 +2,8 @@
 // `mae_resnet` and `contrastive_resnet` (weights pre-trained by this framework,
 // docs/method.md §8, loaded from a file with a checksum). All three run the
 // ResNet of resnet.hpp on the samples and return the feature set of docs/method.md
-// §4 (drift/features.hpp) of its maps s1, s2, ... (and s<i>b<j>).
+// §4 (drift/features.hpp) of its maps s1, s2, ... (and s<i>b<j>; the stem's
+// map s0 when named).
 #include <unistd.h>
 
 #include <cstdio>
@@ -36,7 +37,8 @@ std::vector<ParamSpec> arch_params() {
           ParamSpec::IntList("blocks", {1, 1, 1},
                              "Basic blocks per stage (as many entries as `widths`); maps at each "
                              "stage end (s1, s2, ...) and after every 2nd block inside a stage "
-                             "(s1b2, ...).")
+                             "(s1b2, ...); the stem's full-resolution map s0 only when `maps` "
+                             "names it.")
               .at_least(1)
               .non_empty(),
           ParamSpec::Int("groups", 8, "GroupNorm groups (at most; a divisor of each width).").at_least(1)};
@@ -89,6 +91,18 @@ drift_resnet::PretrainOptions pretrain_options(const drift::Params& p) {
   o.lr = p.get_float("pretrain_lr");
   o.seed = p.get_int("pretrain_seed");
   return o;
+}
+
+// The feature-set options of the parameters. "s0", the stem's full-resolution
+// map, is used only when `maps` names it: it has 4x the locations of s1, so it
+// would multiply the cost of the field and of a feature cache if an empty
+// `maps` (all maps) took it.
+absl::StatusOr<drift::FeatureSetOptions> feature_options(const drift::Params& p,
+                                                         const ResNetConfig& cfg,
+                                                         const std::string& who) {
+  auto opts = drift::feature_set_options(p, cfg.map_names(), who);
+  if (opts.ok() && opts->maps.empty()) opts->maps = cfg.stage_map_names();
+  return opts;
 }
 
 // --- encoding -------------------------------------------------------------------
@@ -187,7 +201,7 @@ EncoderOr make_pretrained(const std::string& component, const drift::Params& p,
                           PretrainedResNet::Method method) {
   auto cfg = arch_from(p, ctx, component);
   if (!cfg.ok()) return cfg.status();
-  auto opts = drift::feature_set_options(p, cfg->map_names(), component);
+  auto opts = feature_options(p, *cfg, component);
   if (!opts.ok()) return opts.status();
   const std::string meta = absl::StrCat(cfg->describe(), " | ", method_desc);
   const std::string path = resolve_path(p.get_string("weights"), ctx.base_dir, component, meta);
@@ -222,7 +236,7 @@ DRIFT_PLUGIN("encoder_resnet", r) {
       [](const drift::Params& p, const drift::EncoderContext& ctx) -> EncoderOr {
         auto cfg = arch_from(p, ctx, "random_resnet");
         if (!cfg.ok()) return cfg.status();
-        auto opts = drift::feature_set_options(p, cfg->map_names(), "random_resnet");
+        auto opts = feature_options(p, *cfg, "random_resnet");
         if (!opts.ok()) return opts.status();
         return std::make_shared<RandomResNet>(*cfg, *opts, static_cast<uint64_t>(p.get_int("seed")));
       });

@@ -57,6 +57,12 @@ std::string ResNetConfig::describe() const {
 }
 
 std::vector<std::string> ResNetConfig::map_names() const {
+  std::vector<std::string> out{"s0"};
+  for (auto& name : stage_map_names()) out.push_back(std::move(name));
+  return out;
+}
+
+std::vector<std::string> ResNetConfig::stage_map_names() const {
   std::vector<std::string> out;
   for (size_t i = 0; i < blocks.size(); ++i)
     for (int64_t j = 1; j <= blocks[i]; ++j) {
@@ -84,6 +90,7 @@ ResNetImpl::ResNetImpl(const ResNetConfig& cfg) : cfg_(cfg) {
 std::vector<std::pair<std::string, torch::Tensor>> ResNetImpl::forward(const torch::Tensor& x) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   auto h = stem_->forward(x);
+  out.emplace_back("s0", h);
   for (size_t i = 0; i < stages_.size(); ++i) {
     const int64_t n = static_cast<int64_t>(stages_[i]->size());
     for (int64_t j = 1; j <= n; ++j) {

@@ -36,8 +36,10 @@ struct ResNetConfig {
   int64_t groups = 8;
   // "resnet in=1 widths=[32,64,128] blocks=[2,2,2] groups=8": identifies weights.
   std::string describe() const;
-  // The feature map names, in the order forward() returns them.
+  // The feature map names, in the order forward() returns them ("s0" first).
   std::vector<std::string> map_names() const;
+  // The stage maps: map_names() without "s0".
+  std::vector<std::string> stage_map_names() const;
 };
 
 class ResNetImpl : public torch::nn::Module {
