@@ -12,7 +12,8 @@
 // samples of the last step are used (--step picks another), or those generated
 // at guidance --alpha A (`alpha_samples/<A>/<step>`, [eval] cfg_alphas) or
 // with the further weight average of rate --ema R (`ema_samples/<R>/<step>`,
-// [eval] ema_rates). The input is only read.
+// [eval] ema_rates; R = the cell's [train] ema names its default samples). The
+// input is only read.
 //
 // Prints a table of each metric and its floor; --json also writes them to a
 // file (atomically). Any error: one line on stderr naming the file or dataset
@@ -28,6 +29,8 @@
 #include <string>
 #include <unistd.h>
 #include <vector>
+
+#include <toml++/toml.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -53,8 +56,9 @@ constexpr const char* kUsage =
     "each with its floor (N real training images against the test split). SAMPLES.h5: datasets\n"
     "`samples` and optional `labels`, or a drift-run results file (--cell ID, --step STEP,\n"
     "--alpha A select the samples; --ema R those of the weight average of rate R, [eval]\n"
-    "ema_rates; default: the only cell, the last step). --inception FILE adds\n"
-    "fid_inception (standard FID with a TorchScript Inception network; slow on a CPU).\n"
+    "ema_rates, or [train] ema for the default ones; default: the only cell, the last step).\n"
+    "--inception FILE adds fid_inception (standard FID with a TorchScript Inception network;\n"
+    "slow on a CPU).\n"
     "--metrics default: fid,precision,recall,accuracy,is. --seed picks the floor's training\n"
     "images (default 0). --n-ref uses the first N test images as the reference (default all).\n"
     "--reference validation scores against the last 10k training images instead of the test\n"
@@ -64,10 +68,47 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The samples a run keeps beside its default ones, selected by an option's
+// value: `<cell>/<kind>_samples/<value>/<step>`.
+struct VariantKind {
+  const char* option;    // "--alpha"
+  const char* kind;      // "alpha": the group <kind>_samples
+  const char* expected;  // what a value must be
+  const char* phrase;    // "at alpha", in "has no samples at alpha 3"
+  const char* records;   // the setting that records other values
+  bool (*valid)(double);
+  // The value whose samples are the cell's default ones, if known.
+  std::optional<double> (*default_value)(const drift::io::H5File&, const std::string& cell);
+};
+
+// The cell's `[train] ema`, from its resolved configuration.
+std::optional<double> train_ema(const drift::io::H5File& f, const std::string& cell) {
+  auto text = f.read_string_attr(cell, "config_toml");
+  if (!text.ok()) return std::nullopt;
+  try {
+    toml::table cfg = toml::parse(*text);
+    return cfg["train"]["ema"].value<double>();
+  } catch (const toml::parse_error&) {
+    return std::nullopt;
+  }
+}
+
+const VariantKind kAlpha{"--alpha", "alpha", "a number > 0", "at alpha", "[eval] cfg_alphas",
+                         [](double a) { return a > 0; },
+                         [](const drift::io::H5File&, const std::string&) -> std::optional<double> { return 1.0; }};
+const VariantKind kEma{"--ema", "ema", "a decay rate in (0, 1)", "with ema", "[eval] ema_rates",
+                       [](double r) { return r > 0 && r < 1; }, train_ema};
+
+struct Variant {
+  const VariantKind* kind;
+  std::string value;  // as given
+};
+
 struct Options {
   std::string in, json, evaluator, inception, data_dir = drift::data::kFashionMnistDir;
   std::string reference = "test";
-  std::optional<std::string> cell, alpha, ema;
+  std::optional<std::string> cell;
+  std::optional<Variant> variant;  // --alpha or --ema
   std::optional<int64_t> step;
   std::vector<std::string> metrics = drift::metrics::image_metric_names();
   int64_t k = 3, seed = 0, n_ref = 0;
@@ -90,8 +131,11 @@ Options parse(int argc, char** argv) {
     const std::string v = argv[++i];
     int64_t n;
     if (a == "--cell") o.cell = v;
-    else if (a == "--alpha") o.alpha = v;
-    else if (a == "--ema") o.ema = v;
+    else if (a == kAlpha.option || a == kEma.option) {
+      if (o.variant)
+        throw UsageError("--alpha and --ema: a run records the further weight averages at alpha = 1 only; give one");
+      o.variant = Variant{a == kAlpha.option ? &kAlpha : &kEma, v};
+    }
     else if (a == "--json") o.json = v;
     else if (a == "--evaluator") o.evaluator = v;
     else if (a == "--inception") o.inception = v;
@@ -111,8 +155,6 @@ Options parse(int argc, char** argv) {
       throw UsageError(absl::StrCat("unknown option or bad value '", a, " ", v, "'"));
     }
   }
-  if (o.alpha && o.ema)
-    throw UsageError("--alpha and --ema: a run records the further weight averages at alpha = 1 only; give one");
   if (positional.size() != 1)
     throw UsageError(absl::StrCat("expected one SAMPLES.h5, got ", positional.size(), " file arguments"));
   o.in = positional[0];
@@ -150,37 +192,40 @@ absl::StatusOr<std::string> cell_group(const drift::io::H5File& f, const Options
   return drift::io::select_results_cell(f, o.cell);
 }
 
-// The group of the cell's samples: `<cell>/samples` by default, at guidance
-// --alpha A the recorded `<cell>/alpha_samples/<a>` whose value is A (alpha =
-// 1 is the default samples), with --ema R `<cell>/ema_samples/<r>`. Values
-// compare as numbers, so "2", "2.0" and "2.00" all name alpha_samples/2.0. A
-// value that was not recorded is an error that lists the recorded ones.
+// The group of the cell's samples: `<cell>/samples` by default; with --alpha A
+// or --ema R the recorded `<cell>/<kind>_samples/<v>` whose value is A or R,
+// or `<cell>/samples` when the value is the default one's (alpha 1, the cell's
+// [train] ema). Values compare as numbers, so "2", "2.0" and "2.00" all name
+// alpha_samples/2.0. A value that was not recorded is an error that lists the
+// recorded ones.
 absl::StatusOr<std::string> samples_group(const drift::io::H5File& f, const std::string& cell, const Options& o) {
-  if (!o.alpha && !o.ema) return absl::StrCat(cell, "/samples");
-  const bool is_alpha = o.alpha.has_value();
-  const std::string kind = is_alpha ? "alpha" : "ema", given = is_alpha ? *o.alpha : *o.ema;
-  double a;
-  if (is_alpha && (!absl::SimpleAtod(given, &a) || !(a > 0)))
-    return error(absl::StrCat("--alpha '", given, "': expected a number > 0"));
-  if (!is_alpha && (!absl::SimpleAtod(given, &a) || !(a > 0 && a < 1)))
-    return error(absl::StrCat("--ema '", given, "': expected a decay rate in (0, 1)"));
-  if (is_alpha && a == 1.0) return absl::StrCat(cell, "/samples");
-  const std::string root = absl::StrCat(cell, "/", kind, "_samples");
+  const std::string plain = absl::StrCat(cell, "/samples");
+  if (!o.variant) return plain;
+  const VariantKind& k = *o.variant->kind;
+  const std::string& given = o.variant->value;
+  double v;
+  if (!absl::SimpleAtod(given, &v) || !k.valid(v))
+    return error(absl::StrCat(k.option, " '", given, "': expected ", k.expected));
+  auto same = [](double a, double b) { return std::abs(a - b) <= 1e-9 * std::max(1.0, std::abs(b)); };
   std::vector<std::string> recorded;
-  if (is_alpha) recorded.push_back("1");
+  if (auto d = k.default_value(f, cell)) {
+    if (same(*d, v)) return plain;
+    recorded.push_back(absl::StrCat(*d));
+  }
+  const std::string root = absl::StrCat(cell, "/", k.kind, "_samples");
   if (f.is_group(root)) {
     auto names = f.list(root);
     if (!names.ok()) return names.status();
     for (const auto& n : *names) {
-      double v;
-      if (!absl::SimpleAtod(n, &v)) continue;
-      if (std::abs(v - a) <= 1e-9 * std::max(1.0, std::abs(a))) return absl::StrCat(root, "/", n);
+      double r;
+      if (!absl::SimpleAtod(n, &r)) continue;
+      if (same(r, v)) return absl::StrCat(root, "/", n);
       recorded.push_back(n);
     }
   }
-  return error(absl::StrCat(f.path(), ": ", cell, " has no samples ", is_alpha ? "at alpha " : "with ema ", given,
-                            " (recorded: ", recorded.empty() ? "none" : absl::StrJoin(recorded, ", "),
-                            is_alpha ? "; others need [eval] cfg_alphas)" : "; others need [eval] ema_rates)"));
+  return error(absl::StrCat(f.path(), ": ", cell, " has no samples ", k.phrase, " ", given, " (recorded: ",
+                            recorded.empty() ? "none" : absl::StrJoin(recorded, ", "), "; others need ",
+                            k.records, ")"));
 }
 
 absl::StatusOr<Samples> read_samples(const drift::io::H5File& f, const Options& o) {
@@ -189,7 +234,7 @@ absl::StatusOr<Samples> read_samples(const drift::io::H5File& f, const Options& 
   Samples s;
   std::string labels_name;
   if (g->empty()) {
-    if (o.step || o.alpha || o.ema)
+    if (o.step || o.variant)
       return error(absl::StrCat(f.path(), ": --step/--alpha/--ema need a drift-run results file"));
     s.dataset = "samples";
     labels_name = "labels";

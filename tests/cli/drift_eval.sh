@@ -37,7 +37,8 @@ with h5py.File(f"{d}/empty.h5", "w") as f:
     f["other"] = np.zeros(3)
 # A results file in the layout of schemas/results.md: two cells, samples at
 # steps 10 and 20, guidance samples at alpha 1.5, cell 0 also the samples of
-# a further weight average (ema 0.999); /summary for drift-report.
+# a further weight average (ema 0.999) and its configuration ([train] ema =
+# 0.995, the default samples' average); /summary for drift-report.
 with h5py.File(f"{d}/run.h5", "w") as f:
     for c in range(2):
         g = f.create_group(f"cells/{c:04d}")
@@ -50,6 +51,7 @@ with h5py.File(f"{d}/run.h5", "w") as f:
         a.attrs["step"] = 20
         g[f"alpha_samples/1.5/{20:010d}_labels"] = labels
         if c == 0:
+            g.attrs["config_toml"] = "[train]\nsteps = 20\nema = 0.995\n"
             e = g.create_dataset(f"ema_samples/0.999/{20:010d}", data=noise * 0.75)
             e.attrs["step"] = 20
             g[f"ema_samples/0.999/{20:010d}_labels"] = labels
@@ -105,6 +107,9 @@ grep -q "cells/0000/samples/0000000020" "$tmp/out.txt" || fail "--alpha 1 did no
 # --ema R: the samples of that further weight average, a rate compared as a number.
 "$eval_bin" "$tmp/run.h5" --cell 0 --ema 0.9990 --metrics fid > "$tmp/out.txt" || fail "--ema 0.9990"
 grep -q "cells/0000/ema_samples/0.999/0000000020" "$tmp/out.txt" || fail "--ema 0.9990 did not find ema_samples/0.999: $(head -1 "$tmp/out.txt")"
+# The cell's own [train] ema names its default samples.
+"$eval_bin" "$tmp/run.h5" --cell 0 --ema 0.995 --metrics fid > "$tmp/out.txt" || fail "--ema 0.995"
+grep -q "cells/0000/samples/0000000020" "$tmp/out.txt" || fail "--ema 0.995 ([train] ema) did not take the default samples: $(head -1 "$tmp/out.txt")"
 rc=0; "$eval_bin" "$tmp/run.h5" --cell 0 --ema 0.999 --alpha 1.5 > /dev/null 2> "$tmp/err.txt" || rc=$?
 [ "$rc" = 2 ] && grep -q "^drift-eval: --alpha and --ema" "$tmp/err.txt" || fail "--alpha with --ema: exit $rc, $(cat "$tmp/err.txt")"
 
@@ -143,7 +148,7 @@ expect_error "run.h5: 2 cells (0000, 0001): choose one with --cell ID" "$tmp/run
 expect_error "run.h5: no cell '7'" "$tmp/run.h5" --cell 7
 expect_error "run.h5: cells/0000 has no samples at alpha 2.0 (recorded: 1, 1.5; others need \[eval\] cfg_alphas)" "$tmp/run.h5" --cell 0 --alpha 2.0
 expect_error "--alpha 'two': expected a number > 0" "$tmp/run.h5" --cell 0 --alpha two
-expect_error "run.h5: cells/0000 has no samples with ema 0.5 (recorded: 0.999; others need \[eval\] ema_rates)" "$tmp/run.h5" --cell 0 --ema 0.5
+expect_error "run.h5: cells/0000 has no samples with ema 0.5 (recorded: 0.995, 0.999; others need \[eval\] ema_rates)" "$tmp/run.h5" --cell 0 --ema 0.5
 expect_error "run.h5: cells/0001 has no samples with ema 0.999 (recorded: none; others need \[eval\] ema_rates)" "$tmp/run.h5" --cell 1 --ema 0.999
 expect_error "--ema '1.5': expected a decay rate in (0, 1)" "$tmp/run.h5" --cell 0 --ema 1.5
 expect_error "plain.h5: --step/--alpha/--ema need a drift-run results file" "$tmp/plain.h5" --ema 0.999
