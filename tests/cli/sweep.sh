@@ -5,6 +5,7 @@
 #    samples as in schemas/results.md; one line per finished cell (not a tty);
 #  - running again skips finished cells and redoes the failed one; --restart
 #    redoes all (--jobs 1 gives bit-identical tables to --jobs 2); --cells 1;
+#  - values added at the end of a grid, or a copied file, keep finished cells;
 #  - bad --cells lists: one-line error naming the part and the valid range,
 #    exit 1, nothing written;
 #  - kill -9 of a running sweep: the cells die with it, the results file stays
@@ -272,6 +273,31 @@ rc=0; "$run" --cells 1 "$toml" > "$tmp/run5.out" 2>&1 || rc=$?
 [ "$rc" = 1 ] || fail "--cells 1 exited $rc"
 [ "$(grep -cE '^cell [0-9]+ ' "$tmp/run5.out")" = 1 ] && grep -qE '^cell 1 failed ' "$tmp/run5.out" \
   || { cat "$tmp/run5.out"; fail "--cells 1 did not run exactly cell 1"; }
+
+# ---------------------------------------------------------------- a grid extended at its end
+# Values added at the end of the grid keep the cells already run (their
+# configuration is unchanged, only the number of cells is), and so does the
+# same experiment run from a copy of its file; a changed key reruns every cell.
+ext=$tmp/ext.toml
+write_toml "$ext" "$tmp/results/ext.h5" 'plugin = "mlp"' '[train]
+steps = 5
+[grid]
+"experiment.seed" = [0, 1]'
+"$run" "$ext" > "$tmp/ext.out" 2>&1 || { cat "$tmp/ext.out"; fail "2-seed grid failed"; }
+ext0=$(stat -c '%i %y' "$tmp/results/ext.cells/0000.h5")
+sed -i 's/^"experiment.seed" = \[0, 1\]$/"experiment.seed" = [0, 1, 2]/' "$ext"
+"$run" "$ext" > "$tmp/ext.out" 2>&1 || { cat "$tmp/ext.out"; fail "3-seed grid failed"; }
+grep -q ': 3 cells, 3 selected, 2 already finished, 1 to run ' "$tmp/ext.out" \
+  || { cat "$tmp/ext.out"; fail "extending the grid did not keep the 2 finished cells"; }
+[ "$(stat -c '%i %y' "$tmp/results/ext.cells/0000.h5")" = "$ext0" ] || fail "extending the grid rewrote cell 0"
+[ "$(statuses "$tmp/results/ext.h5" | tr '\n' ' ')" = "0000:done 0001:done 0002:done " ] \
+  || fail "extended grid: $(statuses "$tmp/results/ext.h5")"
+cp "$ext" "$tmp/ext_copy.toml"
+"$run" "$tmp/ext_copy.toml" > "$tmp/ext.out" 2>&1 || { cat "$tmp/ext.out"; fail "copied file failed"; }
+grep -q ' 3 already finished, 0 to run ' "$tmp/ext.out" || { cat "$tmp/ext.out"; fail "a copy of the file reran cells"; }
+sed -i 's/^steps = 5$/steps = 6/' "$ext"
+"$run" "$ext" > "$tmp/ext.out" 2>&1 || { cat "$tmp/ext.out"; fail "6-step grid failed"; }
+grep -q ' 0 already finished, 3 to run ' "$tmp/ext.out" || { cat "$tmp/ext.out"; fail "a changed key did not rerun the cells"; }
 
 # ---------------------------------------------------------------- bad --cells: nothing written
 fresh=$tmp/fresh/none.h5

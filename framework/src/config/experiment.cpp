@@ -274,8 +274,10 @@ void append_ordered(const std::vector<ParamSpec>& specs, const Params& p, Resolv
   }
 }
 
+constexpr char kHeader[] = "# drift experiment \"";  // the first line's start
+
 std::string render(const ExperimentConfig& cfg, const std::vector<ResolvedSection>& sections) {
-  std::string out = absl::StrCat("# drift experiment \"", one_line(cfg.name), "\", cell ",
+  std::string out = absl::StrCat(kHeader, one_line(cfg.name), "\", cell ",
                                  cfg.cell, " of ", cfg.num_cells, " (cells 0-", cfg.num_cells - 1,
                                  "), resolved from ", one_line(cfg.file), "\n");
   for (const auto& [k, v] : cfg.grid_values)
@@ -294,6 +296,13 @@ std::string render(const ExperimentConfig& cfg, const std::vector<ResolvedSectio
 }
 
 }  // namespace
+
+std::string_view configuration_identity(std::string_view resolved_toml) {
+  const std::string_view header(kHeader);
+  if (resolved_toml.substr(0, header.size()) != header) return resolved_toml;
+  const size_t eol = resolved_toml.find('\n');
+  return eol == std::string_view::npos ? std::string_view() : resolved_toml.substr(eol + 1);
+}
 
 size_t Experiment::num_cells() const {
   size_t n = 1;

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -96,6 +97,13 @@ struct ExperimentConfig {
   // [grid]); loading it again gives the same configuration.
   std::string resolved_toml;
 };
+
+// What decides a cell's results, out of its resolved_toml: all of it but the
+// first comment line, which names the cell's index, the number of cells and
+// the experiment file. A finished cell, or a checkpoint, is reused when this
+// matches: adding values at the end of a grid keeps the cells already run,
+// and so does running the same experiment from a renamed or copied file.
+std::string_view configuration_identity(std::string_view resolved_toml);
 
 // Parses the file and expands [grid]. Checks: TOML syntax (FILE:LINE:COLUMN),
 // unknown sections, [plugins], and the grid keys and values as far as they can be

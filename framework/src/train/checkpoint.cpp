@@ -39,7 +39,7 @@ CheckpointKey checkpoint_key(const config::ExperimentConfig& cfg, const runtime:
   key.emplace_back("layout", std::to_string(kCheckpointLayout));
   key.emplace_back("framework", framework_version());
   key.emplace_back("torch", torch_version());
-  key.emplace_back("config", cfg.resolved_toml);
+  key.emplace_back("config", std::string(config::configuration_identity(cfg.resolved_toml)));
   const std::pair<ComponentKind, const config::ComponentConfig*> parts[] = {
       {ComponentKind::Dataset, &cfg.data},         {ComponentKind::Generator, &cfg.generator},
       {ComponentKind::Encoder, &cfg.encoder},      {ComponentKind::Kernel, &cfg.kernel},
