@@ -605,3 +605,52 @@ TEST(ConfigSchema, DocumentationIsUpToDate) {
       << "schemas/experiment.md is stale: regenerate the part between the markers with "
          "drift-run --print-schema";
 }
+
+namespace {
+// `toml` without its line "<key> = ..." (which must be there once).
+std::string without_line(const std::string& toml, const std::string& key) {
+  const std::string start = "\n" + key + " = ";
+  const size_t at = toml.find(start);
+  EXPECT_NE(at, std::string::npos) << key << " not in:\n" << toml;
+  EXPECT_EQ(toml.find(start, at + 1), std::string::npos) << key << " twice in:\n" << toml;
+  if (at == std::string::npos) return toml;
+  return toml.substr(0, at) + toml.substr(toml.find('\n', at + 1));
+}
+}  // namespace
+
+// A finished cell recorded before a key existed (its config_toml lacks it)
+// still matches when the cell leaves that key at its default; anything else
+// that differs does not.
+TEST(Config, SameConfigurationToleratesOnlyKeysAddedAtTheirDefault) {
+  using drift::config::same_configuration;
+  auto c = resolve(std::string(kMinimal) + "[train]\nsteps = 5\nlr = 0.002\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const std::string& toml = c->resolved_toml;
+  EXPECT_TRUE(same_configuration(toml, *c));
+  // The first line (cell index, cell count, file) does not decide.
+  const std::string body = toml.substr(toml.find('\n'));
+  EXPECT_TRUE(same_configuration("# drift experiment \"other\", cell 3 of 9 (cells 0-8), resolved from x.toml" + body, *c));
+  // Keys the stored configuration lacks, left at their default here: a
+  // framework key ([train] sample_every) and a plugin's ([data] toy2d's spread).
+  EXPECT_TRUE(same_configuration(without_line(toml, "sample_every"), *c));
+  EXPECT_TRUE(same_configuration(without_line(without_line(toml, "spread"), "sample_every"), *c));
+  // Keys the file sets are not defaulted, even where the stored one lacks them.
+  EXPECT_FALSE(same_configuration(without_line(toml, "steps"), *c));
+  EXPECT_FALSE(same_configuration(without_line(toml, "lr"), *c));
+  // A changed value, or a key the stored configuration has and this one lacks.
+  std::string changed = toml;
+  changed.replace(changed.find("\nsteps = 5\n"), 11, "\nsteps = 6\n");
+  EXPECT_FALSE(same_configuration(changed, *c));
+  std::string extra = toml;
+  extra.replace(extra.find("\n[train]\n"), 9, "\n[train]\nretired_key = 1\n");
+  EXPECT_FALSE(same_configuration(extra, *c));
+  // A key written in the file at its default value counts as set.
+  auto explicit_default = resolve(std::string(kMinimal) + "[train]\nsteps = 5\nlr = 0.002\nsample_every = 0\n");
+  ASSERT_TRUE(explicit_default.ok()) << explicit_default.status();
+  EXPECT_FALSE(same_configuration(without_line(toml, "sample_every"), *explicit_default));
+  // A key set by the grid is set too.
+  auto gridded = resolve(std::string(kMinimal) + "[train]\nsteps = 5\n[grid]\n\"train.lr\" = [0.002, 0.003]\n");
+  ASSERT_TRUE(gridded.ok()) << gridded.status();
+  EXPECT_TRUE(same_configuration(gridded->resolved_toml, *gridded));
+  EXPECT_FALSE(same_configuration(without_line(gridded->resolved_toml, "lr"), *gridded));
+}

@@ -295,6 +295,31 @@ grep -q ': 3 cells, 3 selected, 2 already finished, 1 to run ' "$tmp/ext.out" \
 cp "$ext" "$tmp/ext_copy.toml"
 "$run" "$tmp/ext_copy.toml" > "$tmp/ext.out" 2>&1 || { cat "$tmp/ext.out"; fail "copied file failed"; }
 grep -q ' 3 already finished, 0 to run ' "$tmp/ext.out" || { cat "$tmp/ext.out"; fail "a copy of the file reran cells"; }
+# A cell run before a key existed: its recorded configuration lacks the key.
+# Left at its default (which keeps the old behaviour) the key reruns nothing;
+# set in the file, it reruns the cells that lack it.
+"$py" - "$tmp/results/ext.cells/0001.h5" <<'EOF' || fail "could not drop sample_every from cell 1's config_toml"
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    a = f["cell"].attrs
+    lines = a["config_toml"].split("\n")
+    assert sum(l.startswith("sample_every = ") for l in lines) == 1, lines
+    a["config_toml"] = "\n".join(l for l in lines if not l.startswith("sample_every = "))
+# Stamp the checksum header again, as the drift that wrote the file would have.
+import zlib
+with open(sys.argv[1], "r+b") as f:
+    f.seek(512)
+    rest = f.read()
+    header = b"drift-h5 checksum v1\ncrc32 %08x\nbytes %d\n" % (zlib.crc32(rest), len(rest))
+    f.seek(0)
+    f.write(header.ljust(512, b"\0"))
+EOF
+"$run" "$ext" > "$tmp/ext.out" 2>&1 || { cat "$tmp/ext.out"; fail "rerun after dropping a key failed"; }
+grep -q ' 3 already finished, 0 to run ' "$tmp/ext.out" || { cat "$tmp/ext.out"; fail "a key left at its default reran a cell that lacks it"; }
+sed -i 's/^steps = 5$/steps = 5\nsample_every = 0/' "$ext"
+"$run" "$ext" > "$tmp/ext.out" 2>&1 || { cat "$tmp/ext.out"; fail "rerun with sample_every set failed"; }
+grep -q ' 2 already finished, 1 to run ' "$tmp/ext.out" || { cat "$tmp/ext.out"; fail "a key set in the file did not rerun the cell that lacks it"; }
+sed -i '/^sample_every = 0$/d' "$ext"
 sed -i 's/^steps = 5$/steps = 6/' "$ext"
 "$run" "$ext" > "$tmp/ext.out" 2>&1 || { cat "$tmp/ext.out"; fail "6-step grid failed"; }
 grep -q ' 0 already finished, 3 to run ' "$tmp/ext.out" || { cat "$tmp/ext.out"; fail "a changed key did not rerun the cells"; }

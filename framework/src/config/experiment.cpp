@@ -276,6 +276,34 @@ void append_ordered(const std::vector<ParamSpec>& specs, const Params& p, Resolv
 
 constexpr char kHeader[] = "# drift experiment \"";  // the first line's start
 
+// A key of ExperimentConfig::defaulted: "[<section header>] <key as rendered>".
+std::string defaulted_key(const std::string& section, const std::string& key) {
+  return absl::StrCat("[", section, "] ", toml_key(key));
+}
+
+// The entries of a resolved TOML, "[section] key" -> value as written;
+// comment and blank lines are left out. A line that is not `key = value`
+// is kept whole as its own key, so that it must be matched as it is.
+std::map<std::string, std::string> resolved_entries(std::string_view toml) {
+  std::map<std::string, std::string> out;
+  std::string header;
+  for (size_t at = 0; at < toml.size();) {
+    size_t eol = toml.find('\n', at);
+    if (eol == std::string_view::npos) eol = toml.size();
+    const std::string line(toml.substr(at, eol - at));
+    at = eol + 1;
+    if (line.empty() || line.front() == '#') continue;
+    if (line.front() == '[') {
+      header = line;
+      continue;
+    }
+    const size_t eq = line.find(" = ");
+    if (eq == std::string::npos) out[header + " " + line] = "";
+    else out[header + " " + line.substr(0, eq)] = line.substr(eq + 3);
+  }
+  return out;
+}
+
 std::string render(const ExperimentConfig& cfg, const std::vector<ResolvedSection>& sections) {
   std::string out = absl::StrCat(kHeader, one_line(cfg.name), "\", cell ",
                                  cfg.cell, " of ", cfg.num_cells, " (cells 0-", cfg.num_cells - 1,
@@ -302,6 +330,21 @@ std::string_view configuration_identity(std::string_view resolved_toml) {
   if (resolved_toml.substr(0, header.size()) != header) return resolved_toml;
   const size_t eol = resolved_toml.find('\n');
   return eol == std::string_view::npos ? std::string_view() : resolved_toml.substr(eol + 1);
+}
+
+bool same_configuration(std::string_view stored_toml, const ExperimentConfig& cfg) {
+  const std::string_view stored_id = configuration_identity(stored_toml);
+  const std::string_view id = configuration_identity(cfg.resolved_toml);
+  if (stored_id == id) return true;
+  const auto stored = resolved_entries(stored_id);
+  const auto now = resolved_entries(id);
+  for (const auto& [key, value] : stored) {
+    auto it = now.find(key);
+    if (it == now.end() || it->second != value) return false;
+  }
+  for (const auto& [key, value] : now)
+    if (!stored.count(key) && !cfg.defaulted.count(key)) return false;
+  return true;
 }
 
 size_t Experiment::num_cells() const {
@@ -467,6 +510,8 @@ absl::StatusOr<ExperimentConfig> resolve_cell(const Experiment& exp, size_t cell
       for (const auto& k : s.keys)
         if (!s.is_operational(k.name)) in_config.push_back(k);
       append_ordered(in_config, *p, &rs);
+      for (const auto& k : in_config)
+        if (!given.count(k.name)) cfg.defaulted.insert(defaulted_key(s.name, k.name));
       if (s.name == "experiment") experiment = *p;
       else if (s.name == "train") cfg.train = *p;
       else if (s.name == "eval") cfg.eval = *p;
@@ -575,6 +620,12 @@ absl::StatusOr<ExperimentConfig> resolve_cell(const Experiment& exp, size_t cell
     auto own = registry.validate(kind, name, own_given, where);
     if (!own.ok()) return own.status();
     append_ordered(s.keys, *fw, &rs);
+    for (const auto& k : s.keys)
+      if (!fw_given.count(k.name)) cfg.defaulted.insert(defaulted_key(s.name, k.name));
+    for (const auto& k : comp_specs)
+      if (!own_given.count(k.name))
+        cfg.defaulted.insert(k.name == s.selector ? defaulted_key(absl::StrCat(s.name, ".", toml_key(name)), k.name)
+                                                  : defaulted_key(s.name, k.name));
     rs.component = name;
     for (const auto& spec : comp_specs)
       if (spec.name == s.selector && own->has(spec.name))

@@ -12,8 +12,9 @@
 
 #include <cstddef>
 #include <memory>
-#include <string_view>
+#include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -96,6 +97,9 @@ struct ExperimentConfig {
   // The whole resolved configuration as TOML (every key, defaults included, no
   // [grid]); loading it again gives the same configuration.
   std::string resolved_toml;
+  // The keys of resolved_toml that neither the file nor the grid sets (their
+  // default), as "[section] key" with the section's header as rendered.
+  std::set<std::string> defaulted;
 };
 
 // What decides a cell's results, out of its resolved_toml: all of it but the
@@ -104,6 +108,14 @@ struct ExperimentConfig {
 // matches: adding values at the end of a grid keeps the cells already run,
 // and so does running the same experiment from a renamed or copied file.
 std::string_view configuration_identity(std::string_view resolved_toml);
+
+// Whether a cell file recorded with `stored_toml` (its `config_toml`) holds the
+// results of `cfg`: the same configuration identity, or the same keys and
+// values except keys that `stored_toml` lacks and `cfg` leaves at their
+// default. A key added to the framework or to a plugin after a cell ran (its
+// default keeps the old behaviour) so does not rerun finished cells; a key the
+// stored configuration has and `cfg` lacks, or any other difference, does.
+bool same_configuration(std::string_view stored_toml, const ExperimentConfig& cfg);
 
 // Parses the file and expands [grid]. Checks: TOML syntax (FILE:LINE:COLUMN),
 // unknown sections, [plugins], and the grid keys and values as far as they can be

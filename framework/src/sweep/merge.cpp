@@ -42,9 +42,7 @@ std::string finished_status(const std::string& cell_path, const config::Experime
   if (!f.ok()) return "";
   auto toml = f->read_string_attr("cell", "config_toml");
   auto status = f->read_string_attr("cell", "status");
-  if (!toml.ok() || !status.ok() ||
-      config::configuration_identity(*toml) != config::configuration_identity(cfg.resolved_toml))
-    return "";
+  if (!toml.ok() || !status.ok() || !config::same_configuration(*toml, cfg)) return "";
   return *status;
 }
 
