@@ -7,6 +7,7 @@ Run from the repository root after both studies:
     .venv/bin/python docs/img/make_capacity_figure.py
 """
 import os
+import tomllib
 
 import h5py
 import matplotlib
@@ -27,29 +28,20 @@ def curves(path):
     """(width, blocks, seed, steps, fids) per cell of a results file."""
     out = []
     with h5py.File(path, "r") as f:
-        for name, cell in f["cells"].items():
+        for cell in f["cells"].values():
             if "eval" not in cell:
                 continue
-            cfg = cell.attrs["config_toml"]
-            section, values = "", {}
-            for line in cfg.splitlines():
-                if line.startswith("["):
-                    section = line.strip("[]")
-                elif " = " in line and section in ("generator", "experiment"):
-                    k, v = line.split(" = ", 1)
-                    values[(section, k)] = v
-            width = int(values.get(("generator", "width"), 64))
-            blocks = int(values.get(("generator", "blocks"), 1))
-            seed = int(values.get(("experiment", "seed"), 0))
+            cfg = tomllib.loads(cell.attrs["config_toml"])  # every key, defaults included
+            gen = cfg["generator"]
             e = cell["eval"][()]
-            out.append((width, blocks, seed, list(e["step"]), list(e["fid"])))
+            out.append((gen["width"], gen["blocks"], cfg["experiment"]["seed"], list(e["step"]), list(e["fid"])))
     return out
 
 
 def main():
     cells = curves("results/fmnist_capacity.h5")
     if os.path.exists("results/fmnist_blocks2.h5"):
-        cells += [c for c in curves("results/fmnist_blocks2.h5")]
+        cells += curves("results/fmnist_blocks2.h5")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120, sharey=True)
     seen = set()
     for width, blocks, seed, steps, fids in cells:
