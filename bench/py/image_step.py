@@ -9,7 +9,7 @@ One step, with the shapes of the recipe:
     p(alpha) ~ alpha^-3 on [1, 4], negatives weighted (alpha - 1)(8 - 1)/4
     (docs/method.md §5);
   - the `conv` generator (plugins/generators/conv: width 64, 2 upsamplings,
-    1 residual block per resolution, noise 16 x 8 x 8, condition 128 = class
+    2 residual blocks per resolution as in the recipe (--blocks), noise 16 x 8 x 8, condition 128 = class
     embedding + MLP of log alpha, adaptive GroupNorm);
   - the frozen MAE ResNet encoder (plugins/encoders/resnet: widths 32/64/128,
     one basic block per stage, GroupNorm 8), its weights loaded from
@@ -242,6 +242,8 @@ def main():
     ap.add_argument("--mode", choices=["eager", "compile"], default="eager")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=20, help="timed steps")
+    ap.add_argument("--blocks", type=int, default=2,
+                    help="residual blocks per resolution in the generator (the recipe's [generator] blocks)")
     ap.add_argument("--warmup-steps", type=int, default=3, help="untimed steps (compile happens here)")
     ap.add_argument("--channels-last", action="store_true",
                     help="generator and encoder weights and inputs in channels-last (NHWC) memory "
@@ -255,7 +257,7 @@ def main():
 
     images, labels_all, data_name = load_fmnist()
     by_class = [torch.nonzero(labels_all == c).flatten() for c in range(10)]
-    gen = ConvGenerator()
+    gen = ConvGenerator(blocks=a.blocks)
     enc = ResNet()
     weights = "random (no weights file)"
     if os.path.exists(WEIGHTS):
