@@ -40,7 +40,7 @@ struct Feature {
 // encoder"):
 //  - Calls, from one thread, on the training device: every training step
 //    encodes the generated samples, the positives and the guidance negatives
-//    (inside CUDA bf16 autocast when [train] autocast = "bf16"; the features
+//    (inside bf16 autocast, CUDA or CPU, when [train] autocast = "bf16"; the features
 //    are cast to float32 before the kernel); the feature cache ([train]
 //    feature_cache) encodes the dataset in batches [1, 64, ...]; [eval]
 //    features encodes [1, n, ...].

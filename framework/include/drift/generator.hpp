@@ -80,7 +80,7 @@ inline GenerateRequest restrict_to_rows(const GenerateRequest& req) {
 //    file stores them by name and drift-export loads them into a fresh
 //    instance.
 //  - Calls, from one thread (the cell's). A training step: with gradient,
-//    train() mode, req.rng = the cell's noise generator, inside CUDA bf16
+//    train() mode, req.rng = the cell's noise generator, inside bf16
 //    autocast when [train] autocast = "bf16". Evaluations and sample dumps:
 //    under NoGradGuard, eval() mode, EMA weights, float32.
 //  - Determinism. The initial weights are a function of the context's seed;

@@ -182,10 +182,10 @@ std::vector<SectionSchema> build_schema() {
            .in_range(0, 1),
        S::String("autocast", "off",
                  "`bf16`: the training step's generator and encoder forward passes run under "
-                 "CUDA bfloat16 autocast; the drift field stays float32 (features are cast to "
-                 "float before the kernel) and evaluation runs in float32. CUDA only: refused "
-                 "with `device = \"cpu\"`, ignored (with a note on stderr) when `device = "
-                 "\"auto\"` finds no GPU. `off`: float32 throughout.")
+                 "bfloat16 autocast on the device that trains (CUDA, or the CPU: faster where it "
+                 "has AVX512_BF16 or AMX, emulated and slower elsewhere); the drift field stays "
+                 "float32 (features are cast to float before the kernel) and evaluation runs in "
+                 "float32. `off`: float32 throughout.")
            .one_of({"off", "bf16"}),
        S::Int("nproc", 1,
               "Ranks that train the cell data-parallel (c10d: Gloo on the CPU, NCCL on CUDA; "

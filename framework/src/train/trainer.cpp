@@ -81,31 +81,43 @@ double draw_alpha(at::Generator& rng, double lo, double hi, double k, double p1)
 }
 
 // [train] autocast = "bf16": generator and encoder forward passes of the
-// training step under CUDA bf16 autocast, for the scope of one object.
-class CudaAutocast {
+// training step under bf16 autocast on the device that trains (CUDA or CPU),
+// for the scope of one object.
+class Bf16Autocast {
  public:
-  explicit CudaAutocast(bool on) : on_(on) {
+  Bf16Autocast(bool on, at::DeviceType device) : on_(on), device_(device) {
     if (!on_) return;
-    prev_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
-    prev_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    prev_enabled_ = at::autocast::is_autocast_enabled(device_);
+    prev_dtype_ = at::autocast::get_autocast_dtype(device_);
+    at::autocast::set_autocast_enabled(device_, true);
+    at::autocast::set_autocast_dtype(device_, at::kBFloat16);
     at::autocast::increment_nesting();
   }
-  ~CudaAutocast() {
+  ~Bf16Autocast() {
     if (!on_) return;
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_autocast_enabled(at::kCUDA, prev_enabled_);
-    at::autocast::set_autocast_dtype(at::kCUDA, prev_dtype_);
+    at::autocast::set_autocast_enabled(device_, prev_enabled_);
+    at::autocast::set_autocast_dtype(device_, prev_dtype_);
   }
-  CudaAutocast(const CudaAutocast&) = delete;
-  CudaAutocast& operator=(const CudaAutocast&) = delete;
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
 
  private:
   bool on_;
+  at::DeviceType device_;
   bool prev_enabled_ = false;
   at::ScalarType prev_dtype_ = at::kBFloat16;
 };
+
+// Whether this CPU computes bf16 natively (x86: AVX512_BF16 or AMX-BF16);
+// elsewhere bf16 autocast on the CPU is emulated and slower than float32.
+bool cpu_has_native_bf16() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
+#else
+  return false;
+#endif
+}
 
 // The drift field always runs in float32 (or float64): reduced-precision
 // features (bf16 autocast) are cast up, differentiably, before the kernel.
@@ -256,19 +268,12 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
           absl::StrCat(cfg.file, ": [experiment] device = \"cuda\" but no CUDA device is available")));
   }
   outcome.device = device.str();
-  // bf16 autocast: CUDA only. Refused with device = "cpu"; with device = "auto"
-  // on a machine without a GPU it is ignored (one file runs on both).
-  bool autocast_bf16 = false;
-  if (cfg.train.get_string("autocast") == "bf16") {
-    if (device.is_cuda()) autocast_bf16 = true;
-    else if (cfg.device == "cpu")
-      return fail(absl::InvalidArgumentError(absl::StrCat(
-          cfg.file, ": [train] autocast = \"bf16\" needs [experiment] device = \"cuda\" or "
-                    "\"auto\" (bf16 autocast runs on CUDA only), got device = \"cpu\"")));
-    else
-      std::cerr << "drift: [train] autocast = \"bf16\" ignored: device = \"auto\" found no "
-                   "CUDA device, training runs in float32 on the CPU\n";
-  }
+  // bf16 autocast on the device that trains; on a CPU without native bf16 it
+  // is emulated, which is slower than float32: say so once.
+  const bool autocast_bf16 = cfg.train.get_string("autocast") == "bf16";
+  if (autocast_bf16 && !device.is_cuda() && !cpu_has_native_bf16())
+    std::cerr << "drift: [train] autocast = \"bf16\" on a CPU without AVX512_BF16 or AMX-BF16: "
+                 "bf16 is emulated there and slower than float32\n";
   torch::manual_seed(stream_seed(seed, kInit));
 
   // --- components ---------------------------------------------------------------
@@ -799,7 +804,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     std::vector<Feature> gen_feats, pos_feats, neg_feats;
     torch::Tensor x;  // this rank's generated samples (with gradient)
     {
-      const CudaAutocast autocast(autocast_bf16);
+      const Bf16Autocast autocast(autocast_bf16, device.type());
       x = generator->generate(req);
       // A generator that ignores req.rows returned the whole batch.
       if (world > 1 && x.size(0) == G * n_gen) x = x.index_select(0, my_rows.to(x.device()));
