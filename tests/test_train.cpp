@@ -13,6 +13,7 @@
 #include "scratch_dir.hpp"
 #include "test_util.hpp"
 #include "train/cell_file.hpp"
+#include "train/schedule.hpp"
 #include "train/trainer.hpp"
 
 namespace {
@@ -385,6 +386,51 @@ TEST(Train, FurtherEmaRatesAreEvaluatedBesideAndChangeNothingElse) {
   auto names = f->list("cell/ema_samples");
   ASSERT_TRUE(names.ok()) << names.status();
   EXPECT_EQ(*names, (std::vector<std::string>{"0.3", "0.999"}));
+}
+
+// [train] ema_warmup: the decay at step t is min(rate, (1 + t) / (warmup + t)).
+// The default 10 caps a 0.999 average until step 8990; 2 makes the cap the
+// running mean; 1 removes it. A huge warm-up keeps every average at the raw
+// weights: its evaluation is the ema = 0 one bit for bit, and the default's is not.
+TEST(Train, EmaWarmupBoundsEveryAverage) {
+  using drift::train::ema_decay;
+  EXPECT_DOUBLE_EQ(ema_decay(7000, 0.999), 7001.0 / 7010.0);
+  EXPECT_LT(ema_decay(7000, 0.999), 0.999);
+  EXPECT_DOUBLE_EQ(ema_decay(8990, 0.999), 0.999);
+  EXPECT_DOUBLE_EQ(ema_decay(7000, 0.999, 2.0), 0.999);
+  EXPECT_DOUBLE_EQ(ema_decay(9, 0.999, 2.0), 10.0 / 11.0);
+  EXPECT_DOUBLE_EQ(ema_decay(1, 0.999, 1.0), 0.999);
+
+  auto with = [](const std::string& train_keys) {
+    std::string t = kMlp;
+    t.replace(t.find("warmup = 2"), 10, "warmup = 2\n" + train_keys);
+    t.replace(t.find("n_samples = 128"), 15, "n_samples = 128\nema_rates = [0.5]");
+    return t;
+  };
+  drift::train::CellRecorder raw, huge, dflt;
+  for (auto [rec, keys] : {std::pair{&raw, "ema = 0.0"}, std::pair{&huge, "ema_warmup = 1e12"},
+                           std::pair{&dflt, ""}}) {
+    auto o = drift::train::train_cell(make_cfg(with(keys)), drift::test::default_registry(), *rec);
+    ASSERT_EQ(o.status, "done") << keys << ": " << o.error;
+  }
+  auto same = [](double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; };
+  for (const char* m : {"mmd", "energy", "sliced_w"})
+    for (size_t r = 0; r < 2; ++r) {
+      EXPECT_TRUE(same(col(huge.eval_table(), r, m), col(raw.eval_table(), r, m))) << m << " row " << r;
+      // [eval] ema_rates follow the same warm-up.
+      EXPECT_TRUE(same(col(huge.eval_table(), r, std::string(m) + "/ema_0.5"), col(raw.eval_table(), r, m)))
+          << m << " row " << r;
+      EXPECT_FALSE(same(col(dflt.eval_table(), r, m), col(raw.eval_table(), r, m))) << m << " row " << r;
+    }
+  // The warm-up changes the averages only, never training.
+  for (size_t r = 0; r < raw.train_table().rows(); ++r)
+    EXPECT_TRUE(same(col(huge.train_table(), r, "loss"), col(dflt.train_table(), r, "loss"))) << r;
+  // Below 1 the decay could exceed 1: refused, naming the key.
+  auto exp = drift::config::parse_experiment(with("ema_warmup = 0.5"), "/tmp/test_train.toml");
+  ASSERT_TRUE(exp.ok()) << exp.status();
+  auto bad = drift::config::resolve_cell(*exp, 0, drift::test::default_registry());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(std::string(bad.status().message()).find("ema_warmup"), std::string::npos) << bad.status();
 }
 
 // Evaluations draw their own noise: how often a cell evaluates (and records

@@ -155,6 +155,14 @@ std::vector<SectionSchema> build_schema() {
                 "0: evaluate the raw weights.")
            .at_least(0)
            .below(1),
+       S::Float("ema_warmup", 10.0,
+                "Warm-up of every weight average ([train] ema, [eval] ema_rates): the decay at "
+                "step t is min(rate, (1 + t) / (ema_warmup + t)), so early averages are not "
+                "dominated by the initial weights. The cap also limits an average to about "
+                "t / (ema_warmup - 1) steps: with the default 10, a rate of 0.999 (1000 steps) "
+                "is reached only after step 8990. 2: the cap is the running mean of all weights "
+                "so far; 1: no warm-up.")
+           .at_least(1),
        S::Int("eval_every", 500, "Evaluate every this many steps; 0: only after the last step.")
            .at_least(0),
        S::Int("log_every", 1, "Record the loss and drift statistics every this many steps.")

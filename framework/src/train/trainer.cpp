@@ -419,6 +419,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     Ema ema;
   };
   std::vector<Average> averages;
+  const double ema_warmup = tr.get_float("ema_warmup");
   averages.push_back({"ema", tr.get_float("ema"), Ema(*generator)});
   for (double r : ev.get_float_list("ema_rates"))
     averages.push_back({"ema_" + format_param_value(ParamValue{r}), r, Ema(*generator)});
@@ -945,7 +946,7 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
     const bool finite = std::isfinite(log.loss) && all_finite(log.m_tau);
     if (finite) {
       opt.step();
-      for (auto& a : averages) a.ema.update(ema_decay(step, a.rate));
+      for (auto& a : averages) a.ema.update(ema_decay(step, a.rate, ema_warmup));
     }
     lap(kPOptim);
     if (profile) {
