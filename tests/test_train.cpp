@@ -433,6 +433,26 @@ TEST(Train, EmaWarmupBoundsEveryAverage) {
   EXPECT_NE(std::string(bad.status().message()).find("ema_warmup"), std::string::npos) << bad.status();
 }
 
+// [train] sample_every: 0 keeps the samples of every evaluation (each evaluated
+// step can be scored again with drift-eval --step); N > 0 keeps step 0 and
+// every Nth step instead, evaluated or not.
+TEST(Train, SamplesAreKeptAtEveryEvaluationUnlessToldOtherwise) {
+  auto steps_of = [](const std::string& from, const std::string& to) {
+    std::string t = kMlp;
+    t.replace(t.find(from), from.size(), to);
+    drift::train::CellRecorder rec;
+    auto o = drift::train::train_cell(make_cfg(t), drift::test::default_registry(), rec);
+    EXPECT_EQ(o.status, "done") << o.error;
+    std::vector<int64_t> steps;
+    for (const auto& s : rec.samples()) steps.push_back(s.first);
+    return steps;
+  };
+  EXPECT_EQ(steps_of("sample_every = 6", "sample_every = 0"), (std::vector<int64_t>{6, 12}));
+  EXPECT_EQ(steps_of("sample_every = 6", "sample_every = 4"), (std::vector<int64_t>{0, 4, 8, 12}));
+  EXPECT_EQ(steps_of("eval_every = 6\nsample_every = 6", "eval_every = 0\nsample_every = 0"),
+            (std::vector<int64_t>{12}));
+}
+
 // Evaluations draw their own noise: how often a cell evaluates (and records
 // samples) leaves its training, and so its final weights, bit for bit the same.
 TEST(Train, EvaluatingMoreOftenChangesNothingInTraining) {

@@ -168,8 +168,8 @@ std::vector<SectionSchema> build_schema() {
        S::Int("log_every", 1, "Record the loss and drift statistics every this many steps.")
            .at_least(1),
        S::Int("sample_every", 0,
-              "Store generated samples in the results file every this many steps; 0: only "
-              "after the last step.")
+              "Store generated samples in the results file every this many steps (and at step "
+              "0); 0: at every evaluation (`eval_every`) and after the last step.")
            .at_least(0),
        S::Int("queue_len", 128, "Length of each per-class FIFO queue of real samples.")
            .at_least(1),

@@ -979,8 +979,9 @@ CellOutcome train_cell(const config::ExperimentConfig& cfg, const runtime::Regis
 
     const bool last = step == steps;
     const bool do_eval = last || (eval_every > 0 && step % eval_every == 0);
-    // sample_every = 0: samples after the last step only.
-    const bool do_samples = last || (sample_every > 0 && step % sample_every == 0);
+    // sample_every = 0: the samples of every evaluation are kept, so that each
+    // evaluated step can be scored again later (drift-eval --step).
+    const bool do_samples = last || (sample_every > 0 ? step % sample_every == 0 : do_eval);
     std::optional<EvalLog> evaluated;
     if (rank0 && (do_eval || do_samples)) {
       auto xs = generate_eval();
