@@ -185,7 +185,7 @@ drift::train::CellOutcome run(const drift::config::ExperimentConfig& cfg, CellRe
 drift::train::LoadedCheckpoint load(const drift::config::ExperimentConfig& cfg, const std::string& ckpt) {
   std::string note;
   auto c = drift::train::load_checkpoint(ckpt, drift::train::checkpoint_key(cfg, drift::test::default_registry()),
-                                         &note);
+                                         cfg, &note);
   EXPECT_TRUE(c.ok()) << c.status();
   EXPECT_TRUE(c->has_value()) << note;
   return std::move(**c);
@@ -277,7 +277,7 @@ TEST(Checkpoint, PeriodicCheckpointsKeepThePreviousAndEitherResumes) {
   }
   std::string note;
   auto none = drift::train::load_checkpoint(
-      dir / "c.ckpt", drift::train::checkpoint_key(cfg, drift::test::default_registry()), &note);
+      dir / "c.ckpt", drift::train::checkpoint_key(cfg, drift::test::default_registry()), cfg, &note);
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_FALSE(none->has_value());
   EXPECT_NE(note.find("starting from step 0"), std::string::npos) << note;
@@ -293,8 +293,9 @@ TEST(Checkpoint, AnotherConfigurationOrVersionIsRefusedNamingTheDifference) {
   std::string other = kToy;
   other.replace(other.find("lr = 0.002"), 10, "lr = 0.003");
   std::string note;
+  const auto other_cfg = make_cfg(other);
   auto c = drift::train::load_checkpoint(
-      dir / "c.ckpt", drift::train::checkpoint_key(make_cfg(other), drift::test::default_registry()), &note);
+      dir / "c.ckpt", drift::train::checkpoint_key(other_cfg, drift::test::default_registry()), other_cfg, &note);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
   const std::string msg(c.status().message());
@@ -306,16 +307,45 @@ TEST(Checkpoint, AnotherConfigurationOrVersionIsRefusedNamingTheDifference) {
   auto key = drift::train::checkpoint_key(cfg, drift::test::default_registry());
   for (auto& [field, value] : key)
     if (field == "plugin.generator") value = "mlp from /elsewhere/libother.so (sha256 0123456789abcdef)";
-  c = drift::train::load_checkpoint(dir / "c.ckpt", key, &note);
+  c = drift::train::load_checkpoint(dir / "c.ckpt", key, cfg, &note);
   ASSERT_FALSE(c.ok());
   EXPECT_NE(std::string(c.status().message()).find("generator is 'mlp"), std::string::npos) << c.status();
   EXPECT_NE(std::string(c.status().message()).find("/elsewhere/libother.so"), std::string::npos) << c.status();
   key = drift::train::checkpoint_key(cfg, drift::test::default_registry());
   for (auto& [field, value] : key)
     if (field == "layout") value = "999";
-  c = drift::train::load_checkpoint(dir / "c.ckpt", key, &note);
+  c = drift::train::load_checkpoint(dir / "c.ckpt", key, cfg, &note);
   ASSERT_FALSE(c.ok());
   EXPECT_NE(std::string(c.status().message()).find("state layout is version 1"), std::string::npos) << c.status();
+}
+
+// A framework upgrade that adds a key (here: a checkpoint written before
+// [train] ema_warmup existed) resumes a paused cell when the key is left at its
+// default, and refuses it, naming the key, when the cell sets it.
+TEST(Checkpoint, AKeyAddedSinceAtItsDefaultResumes) {
+  drift::test::ScratchDir dir("ckpt-upgrade");
+  const auto cfg = make_cfg(kToy);
+  auto before = cfg;  // what an older drift-run resolved: no ema_warmup line
+  const std::string line = "ema_warmup = 10.0\n";
+  const size_t at = before.resolved_toml.find(line);
+  ASSERT_NE(at, std::string::npos) << before.resolved_toml;
+  before.resolved_toml.erase(at, line.size());
+  CellRecorder rec;
+  ASSERT_EQ(run(before, rec, dir / "c.ckpt", 5).status, "paused");
+  std::string note;
+  auto c = drift::train::load_checkpoint(dir / "c.ckpt", drift::train::checkpoint_key(cfg, drift::test::default_registry()),
+                                         cfg, &note);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->has_value()) << note;
+  EXPECT_EQ((*c)->state.step, 5);
+  std::string set = kToy;
+  set.replace(set.find("lr = 0.002"), 10, "lr = 0.002\nema_warmup = 3.0");
+  const auto set_cfg = make_cfg(set);
+  c = drift::train::load_checkpoint(dir / "c.ckpt", drift::train::checkpoint_key(set_cfg, drift::test::default_registry()),
+                                    set_cfg, &note);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(c.status().message()).find("ema_warmup = 3.0 here"), std::string::npos) << c.status();
 }
 
 // How often a cell checkpoints is not part of what it computes: changing it

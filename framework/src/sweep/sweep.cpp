@@ -278,7 +278,7 @@ int run_cell_worker(const std::string& file, size_t cell, const std::string& out
   const std::string ckpt_path = train::checkpoint_path_for(out_path);
   const train::CheckpointKey ckpt_key = train::checkpoint_key(cfg, reg);
   std::string ckpt_note;
-  auto loaded_ckpt = train::load_checkpoint(ckpt_path, ckpt_key, &ckpt_note);
+  auto loaded_ckpt = train::load_checkpoint(ckpt_path, ckpt_key, cfg, &ckpt_note);
   if (!ckpt_note.empty()) std::cerr << "drift-run: cell " << cell << ": " << ckpt_note << "\n";
   if (loaded_ckpt.ok() && loaded_ckpt->has_value() && !(*loaded_ckpt)->note.empty())
     std::cerr << "drift-run: cell " << cell << ": " << (*loaded_ckpt)->note << "\n";

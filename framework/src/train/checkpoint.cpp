@@ -102,14 +102,18 @@ std::string key_difference(const std::string& field, const std::string& there, c
 }
 
 absl::StatusOr<LoadedCheckpoint> read_one(const std::string& path, const CheckpointKey& key,
-                                          bool* key_mismatch) {
+                                          const config::ExperimentConfig& cfg, bool* key_mismatch) {
   *key_mismatch = false;
   auto f = io::H5File::open_read(path, io::ReadGuard::kStrict);
   if (!f.ok()) return f.status();
   for (const auto& [field, value] : key) {
     auto there = f->read_string_attr("key", field);
     if (!there.ok()) return there.status();
-    if (*there != value) {
+    // The configuration matches as a cell file's does (config::same_configuration):
+    // a key added to the framework or a plugin since, left at its default, is
+    // not a difference, so such an upgrade resumes paused cells.
+    const bool same = field == "config" ? config::same_configuration(*there, cfg) : *there == value;
+    if (!same) {
       *key_mismatch = true;
       return absl::FailedPreconditionError(absl::StrCat(
           path, ": written for another run of this cell (", key_difference(field, *there, value),
@@ -199,13 +203,14 @@ absl::Status write_checkpoint(const std::string& path, const CheckpointKey& key,
 
 absl::StatusOr<std::optional<LoadedCheckpoint>> load_checkpoint(const std::string& path,
                                                                 const CheckpointKey& key,
+                                                                const config::ExperimentConfig& cfg,
                                                                 std::string* note) {
   note->clear();
   std::vector<std::string> problems;
   for (const std::string& p : {path, previous_checkpoint_path(path)}) {
     if (::access(p.c_str(), F_OK) != 0) continue;
     bool mismatch = false;
-    auto c = read_one(p, key, &mismatch);
+    auto c = read_one(p, key, cfg, &mismatch);
     if (mismatch) return c.status();
     if (c.ok()) {
       if (!problems.empty())

@@ -83,8 +83,12 @@ struct LoadedCheckpoint {
 // none (`note` then says why a file that exists was not usable, else empty).
 // A checkpoint written for another configuration or version is an error
 // (kFailedPrecondition) naming the first difference: never loaded silently.
+// `key` is checkpoint_key(cfg, ...); its configuration is compared with
+// config::same_configuration, so keys added since at their default (`cfg`'s
+// `defaulted`) are no difference.
 absl::StatusOr<std::optional<LoadedCheckpoint>> load_checkpoint(const std::string& path,
                                                                 const CheckpointKey& key,
+                                                                const config::ExperimentConfig& cfg,
                                                                 std::string* note);
 
 // The step a resume would start after (for `drift-run --status`): that of
