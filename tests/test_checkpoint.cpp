@@ -345,7 +345,8 @@ TEST(Checkpoint, AKeyAddedSinceAtItsDefaultResumes) {
                                     set_cfg, &note);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(std::string(c.status().message()).find("ema_warmup = 3.0 here"), std::string::npos) << c.status();
+  EXPECT_NE(std::string(c.status().message()).find("[train] ema_warmup not set there, ema_warmup = 3.0 here"), std::string::npos)
+      << c.status();
 }
 
 // How often a cell checkpoints is not part of what it computes: changing it

@@ -654,3 +654,21 @@ TEST(Config, SameConfigurationToleratesOnlyKeysAddedAtTheirDefault) {
   EXPECT_TRUE(same_configuration(gridded->resolved_toml, *gridded));
   EXPECT_FALSE(same_configuration(without_line(gridded->resolved_toml, "lr"), *gridded));
 }
+
+// What differs is named by its key, whichever line it sits on.
+TEST(Config, ConfigurationDifferenceNamesTheKey) {
+  using drift::config::configuration_difference;
+  auto c = resolve(std::string(kMinimal) + "[train]\nsteps = 5\nlr = 0.002\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const std::string& toml = c->resolved_toml;
+  EXPECT_EQ(configuration_difference(toml, *c), "");
+  EXPECT_EQ(configuration_difference(without_line(toml, "sample_every"), *c), "");
+  std::string changed = toml;
+  changed.replace(changed.find("\nsteps = 5\n"), 11, "\nsteps = 6\n");
+  EXPECT_EQ(configuration_difference(changed, *c), "[train] steps = 6 there, steps = 5 here");
+  // A key set here that the stored configuration lacks: named, not the line after it.
+  EXPECT_EQ(configuration_difference(without_line(toml, "lr"), *c), "[train] lr not set there, lr = 0.002 here");
+  std::string extra = toml;
+  extra.replace(extra.find("\n[train]\n"), 9, "\n[train]\nretired_key = 1\n");
+  EXPECT_EQ(configuration_difference(extra, *c), "[train] retired_key = 1 there, not a key here");
+}

@@ -394,9 +394,9 @@ TEST(Train, FurtherEmaRatesAreEvaluatedBesideAndChangeNothingElse) {
 // weights: its evaluation is the ema = 0 one bit for bit, and the default's is not.
 TEST(Train, EmaWarmupBoundsEveryAverage) {
   using drift::train::ema_decay;
-  EXPECT_DOUBLE_EQ(ema_decay(7000, 0.999), 7001.0 / 7010.0);
-  EXPECT_LT(ema_decay(7000, 0.999), 0.999);
-  EXPECT_DOUBLE_EQ(ema_decay(8990, 0.999), 0.999);
+  EXPECT_DOUBLE_EQ(ema_decay(7000, 0.999, 10.0), 7001.0 / 7010.0);
+  EXPECT_LT(ema_decay(7000, 0.999, 10.0), 0.999);
+  EXPECT_DOUBLE_EQ(ema_decay(8990, 0.999, 10.0), 0.999);
   EXPECT_DOUBLE_EQ(ema_decay(7000, 0.999, 2.0), 0.999);
   EXPECT_DOUBLE_EQ(ema_decay(9, 0.999, 2.0), 10.0 / 11.0);
   EXPECT_DOUBLE_EQ(ema_decay(1, 0.999, 1.0), 0.999);

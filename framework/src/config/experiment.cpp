@@ -332,19 +332,33 @@ std::string_view configuration_identity(std::string_view resolved_toml) {
   return eol == std::string_view::npos ? std::string_view() : resolved_toml.substr(eol + 1);
 }
 
-bool same_configuration(std::string_view stored_toml, const ExperimentConfig& cfg) {
+std::string configuration_difference(std::string_view stored_toml, const ExperimentConfig& cfg) {
   const std::string_view stored_id = configuration_identity(stored_toml);
   const std::string_view id = configuration_identity(cfg.resolved_toml);
-  if (stored_id == id) return true;
+  if (stored_id == id) return "";
   const auto stored = resolved_entries(stored_id);
   const auto now = resolved_entries(id);
+  // "[train] lr" -> "lr = 0.002"; a line that is not `key = value` as it is.
+  auto entry = [](const std::string& key, const std::string& value) {
+    const std::string bare = key.substr(key.find("] ") + 2);
+    return value.empty() ? bare : absl::StrCat(bare, " = ", value);
+  };
+  auto section = [](const std::string& key) { return key.substr(0, key.find("] ") + 1); };
   for (const auto& [key, value] : stored) {
     auto it = now.find(key);
-    if (it == now.end() || it->second != value) return false;
+    if (it == now.end())
+      return absl::StrCat(section(key), " ", entry(key, value), " there, not a key here");
+    if (it->second != value)
+      return absl::StrCat(section(key), " ", entry(key, value), " there, ", entry(key, it->second), " here");
   }
   for (const auto& [key, value] : now)
-    if (!stored.count(key) && !cfg.defaulted.count(key)) return false;
-  return true;
+    if (!stored.count(key) && !cfg.defaulted.count(key))
+      return absl::StrCat(section(key), " ", entry(key, ""), " not set there, ", entry(key, value), " here");
+  return "";
+}
+
+bool same_configuration(std::string_view stored_toml, const ExperimentConfig& cfg) {
+  return configuration_difference(stored_toml, cfg).empty();
 }
 
 size_t Experiment::num_cells() const {

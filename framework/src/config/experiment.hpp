@@ -116,6 +116,11 @@ std::string_view configuration_identity(std::string_view resolved_toml);
 // default keeps the old behaviour) so does not rerun finished cells; a key the
 // stored configuration has and `cfg` lacks, or any other difference, does.
 bool same_configuration(std::string_view stored_toml, const ExperimentConfig& cfg);
+// Why not, in one line: the first key (in key order) whose value differs,
+// "[train] lr = 0.002 there, lr = 0.003 here", or that one side lacks
+// ("[train] ema_warmup not set there, ema_warmup = 3.0 here"); empty when
+// same_configuration holds.
+std::string configuration_difference(std::string_view stored_toml, const ExperimentConfig& cfg);
 
 // Parses the file and expands [grid]. Checks: TOML syntax (FILE:LINE:COLUMN),
 // unknown sections, [plugins], and the grid keys and values as far as they can be

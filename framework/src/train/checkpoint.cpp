@@ -74,26 +74,7 @@ namespace {
 
 std::string next_path(const std::string& path) { return path + ".next"; }
 
-// "config: [train] lr = 0.001 there, lr = 0.002 here": the first line where
-// two resolved configurations differ, with its section.
-std::string config_difference(const std::string& there, const std::string& here) {
-  std::vector<std::string> a = absl::StrSplit(there, '\n'), b = absl::StrSplit(here, '\n');
-  std::string section;
-  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
-    const std::string x = i < a.size() ? a[i] : "(nothing)", y = i < b.size() ? b[i] : "(nothing)";
-    if (x == y) {
-      if (absl::StartsWith(x, "[")) section = x + " ";
-      continue;
-    }
-    if (absl::StartsWith(x, "#") && absl::StartsWith(y, "#"))
-      return absl::StrCat("its header says '", x, "', this cell's '", y, "'");
-    return absl::StrCat(section, x, " there, ", y, " here");
-  }
-  return "they differ";
-}
-
 std::string key_difference(const std::string& field, const std::string& there, const std::string& here) {
-  if (field == "config") return absl::StrCat("the cell's configuration differs: ", config_difference(there, here));
   if (field == "layout")
     return absl::StrCat("its state layout is version ", there, ", this drift-run writes version ", here);
   if (field == "framework" || field == "torch")
@@ -112,11 +93,16 @@ absl::StatusOr<LoadedCheckpoint> read_one(const std::string& path, const Checkpo
     // The configuration matches as a cell file's does (config::same_configuration):
     // a key added to the framework or a plugin since, left at its default, is
     // not a difference, so such an upgrade resumes paused cells.
-    const bool same = field == "config" ? config::same_configuration(*there, cfg) : *there == value;
-    if (!same) {
+    std::string difference;
+    if (field != "config") {
+      if (*there != value) difference = key_difference(field, *there, value);
+    } else if (std::string d = config::configuration_difference(*there, cfg); !d.empty()) {
+      difference = absl::StrCat("the cell's configuration differs: ", d);
+    }
+    if (!difference.empty()) {
       *key_mismatch = true;
       return absl::FailedPreconditionError(absl::StrCat(
-          path, ": written for another run of this cell (", key_difference(field, *there, value),
+          path, ": written for another run of this cell (", difference,
           "); it is not loaded: `drift-run --restart` starts the cell from step 0 and removes it"));
     }
   }

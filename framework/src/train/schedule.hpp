@@ -21,12 +21,12 @@ inline double learning_rate(int64_t t, int64_t steps, double lr, int64_t warmup,
 
 // EMA decay at step t (1-based): min(decay, (1 + t) / (warmup + t)), so that
 // the average is not dominated by the random initialisation in short runs
-// ([train] ema_warmup, 10 by default). The cap also bounds how long an average
+// ([train] ema_warmup). The cap also bounds how long an average
 // can be: 1 - decay is at least (warmup - 1) / (warmup + t), an average over
 // at most about t / (warmup - 1) steps. warmup = 2 makes the cap the running
 // mean of all weights so far; warmup = 1 removes it (the average starts at the
 // initial weights and forgets them at the rate `decay`).
-inline double ema_decay(int64_t t, double decay, double warmup = 10.0) {
+inline double ema_decay(int64_t t, double decay, double warmup) {
   return std::min(decay, (1.0 + static_cast<double>(t)) / (warmup + static_cast<double>(t)));
 }
 
