@@ -78,6 +78,15 @@ wait_idle() {
   done
   squeue; fail "Slurm jobs still there after $1 s"
 }
+# Waits (at most $2 s) until the cell log $1 reports its first checkpoint: the
+# cell is training (a signal before that stops it before step 0).
+wait_training() {
+  for _ in $(seq $(($2 * 5))); do
+    grep -qs "checkpoint after step" "$1" && return 0
+    sleep 0.2
+  done
+  cat "$1" 2>/dev/null; fail "$1: no checkpoint within $2 s"
+}
 # Cells of $1 and $2 are equal: status, train table (without seconds), eval,
 # samples, generator state, bitwise.
 same_cells() {
@@ -145,7 +154,7 @@ same_cells "$tmp/toy4.h5" "$tmp/local4.h5" || fail "after --slurm --restart the 
 
 # ---------------------------------------------------------------- a killed task
 # Cell 1 runs long enough to be killed mid-run; the others are quick.
-write_toml "$tmp/kill.toml" "$tmp/kill.h5" "" '"train.steps" = [60, 6000, 60, 60]'
+write_toml "$tmp/kill.toml" "$tmp/kill.h5" "checkpoint_every = 100" '"train.steps" = [60, 6000, 60, 60]'
 sed "s#$tmp/kill.h5#$tmp/killref.h5#; s/^name = \"kill\"/name = \"killref\"/" "$tmp/kill.toml" > "$tmp/killref.toml"
 (cd "$tmp" && "$run" --slurm kill.toml) > "$tmp/ksub1.out" 2>&1 || { cat "$tmp/ksub1.out"; fail "--slurm (kill) failed"; }
 array=$(sed -nE 's/.*submitted array job ([0-9]+).*/\1/p' "$tmp/ksub1.out")
@@ -154,7 +163,7 @@ for _ in $(seq 300); do
   sleep 0.2
 done
 [ "$(squeue -h -r -j "${array}_1" -o %T)" = RUNNING ] || { squeue; fail "task ${array}_1 never ran"; }
-sleep 2
+wait_training "$tmp/kill.cells/0001.h5.stderr" 60
 scancel --signal=KILL "${array}_1"
 wait_idle 120
 (cd "$tmp" && "$run" --status kill.toml) > "$tmp/kstatus.out"
@@ -176,7 +185,7 @@ same_cells "$tmp/kill.h5" "$tmp/killref.h5" || fail "after the resubmission the 
 # What preemption and the time limit do (SIGTERM to the task): the cell writes
 # its checkpoint and stops; the resubmitted task resumes it from there, and
 # the cell ends equal to an uninterrupted local run.
-write_toml "$tmp/term.toml" "$tmp/term.h5" "" '"train.steps" = [20000]'
+write_toml "$tmp/term.toml" "$tmp/term.h5" "checkpoint_every = 100" '"train.steps" = [20000]'
 sed "s#$tmp/term.h5#$tmp/termref.h5#; s/^name = \"term\"/name = \"termref\"/" "$tmp/term.toml" > "$tmp/termref.toml"
 (cd "$tmp" && "$run" --slurm term.toml) > "$tmp/tsub1.out" 2>&1 || { cat "$tmp/tsub1.out"; fail "--slurm (term) failed"; }
 grep -q "#SBATCH --signal=B:TERM@120" "$tmp"/term.cells/slurm/array-*.sh || fail "the array script does not ask for SIGTERM before the time limit"
@@ -185,7 +194,7 @@ for _ in $(seq 300); do
   [ "$(squeue -h -r -j "${array}_0" -o %T 2>/dev/null)" = RUNNING ] && [ -s "$tmp/term.cells/slurm/${array}_0.out" ] && break
   sleep 0.2
 done
-sleep 3
+wait_training "$tmp/term.cells/0000.h5.stderr" 60
 scancel --full --signal=TERM "${array}_0"
 wait_idle 180
 grep -qE "cell 0 paused after step [0-9]+ of 20000" "$tmp/term.cells/slurm/${array}_0.out" ||
