@@ -48,8 +48,10 @@ if [ ! -f "$BUILD_DIR/build.ninja" ]; then
     -DDRIFT_PYTHON="$PWD/.venv/bin/python"
 fi
 # The test programs of the subset: HDF5 layer, experiment files, datasets and
-# image files, the feature cache, training and checkpoints.
-subset_tests=(test_h5 test_config test_datasets test_image_datasets test_feature_cache test_train test_checkpoint)
+# image files, the feature cache, training and checkpoints, and the robot-control
+# environments (hand-written geometry and contact code) and policy training.
+subset_tests=(test_h5 test_config test_datasets test_image_datasets test_feature_cache test_train test_checkpoint
+              test_policy_envs test_policy_training)
 if [ "$subset" = 1 ]; then
   mapfile -t plugins < <(ninja -C "$BUILD_DIR" -t targets all | grep -oE '^lib/drift/plugins/[^:]*\.so' | sort -u)
   mapfile -t fuzz < <(ninja -C "$BUILD_DIR" -t targets all | grep -oE '^bin/fuzz_[a-z_0-9]+' | sort -u || true)
