@@ -338,22 +338,22 @@ std::string configuration_difference(std::string_view stored_toml, const Experim
   if (stored_id == id) return "";
   const auto stored = resolved_entries(stored_id);
   const auto now = resolved_entries(id);
-  // "[train] lr" -> "lr = 0.002"; a line that is not `key = value` as it is.
-  auto entry = [](const std::string& key, const std::string& value) {
-    const std::string bare = key.substr(key.find("] ") + 2);
-    return value.empty() ? bare : absl::StrCat(bare, " = ", value);
+  // Keys are "[train] lr": `key = value` names the section, `bare = value` not;
+  // a line that is not `key = value` is kept whole as its key (empty value).
+  auto line = [](const std::string& key, const std::string& value) {
+    return value.empty() ? key : absl::StrCat(key, " = ", value);
   };
-  auto section = [](const std::string& key) { return key.substr(0, key.find("] ") + 1); };
+  auto bare = [&](const std::string& key, const std::string& value) {
+    return line(key.substr(key.find("] ") + 2), value);
+  };
   for (const auto& [key, value] : stored) {
     auto it = now.find(key);
-    if (it == now.end())
-      return absl::StrCat(section(key), " ", entry(key, value), " there, not a key here");
-    if (it->second != value)
-      return absl::StrCat(section(key), " ", entry(key, value), " there, ", entry(key, it->second), " here");
+    if (it == now.end()) return absl::StrCat(line(key, value), " there, not a key here");
+    if (it->second != value) return absl::StrCat(line(key, value), " there, ", bare(key, it->second), " here");
   }
   for (const auto& [key, value] : now)
     if (!stored.count(key) && !cfg.defaulted.count(key))
-      return absl::StrCat(section(key), " ", entry(key, ""), " not set there, ", entry(key, value), " here");
+      return absl::StrCat(key, " not set there, ", bare(key, value), " here");
   return "";
 }
 

@@ -11,7 +11,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "drift/checksum.hpp"
 #include "drift/version.hpp"
 #include "io/h5.hpp"
